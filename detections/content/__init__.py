@@ -1,0 +1,1 @@
+"""Detection-as-code: reading, validating, loading and exporting the `content/` folder."""

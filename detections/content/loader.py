@@ -1,0 +1,311 @@
+"""Loading a checked content folder into the database, in one transaction."""
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.db import transaction
+
+from detections.models import (
+    AttackMapping,
+    DataComponent,
+    Detection,
+    DetectionBranch,
+    DetectionDataSource,
+    DetectionTest,
+    ExpectedTelemetry,
+    FalsePositive,
+    Query,
+    SigmaRule,
+    Tactic,
+    Technique,
+)
+
+from .documents import detection_fingerprint
+from .reader import ContentBundle, ContentError, ContentIssue, DetectionFile, read_content
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadReport:
+    """What one load did, by detection slug."""
+
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+
+
+def content_load(*, root: Path, force: bool = False) -> LoadReport:
+    """Load a content folder; a detection edited in the portal is kept unless `force`.
+
+    Every file is read and checked before the first write, and all writes happen in
+    one transaction, so a bad file leaves the database exactly as it was.
+    """
+    bundle = read_content(root)
+    report = LoadReport()
+    with transaction.atomic():
+        if bundle.catalogue:
+            _catalogue_upsert(bundle.catalogue)
+        _check_references(bundle)
+        loaded = {}
+        for item in bundle.detections:
+            detection = _detection_load(item, force=force, report=report)
+            if detection is not None:
+                loaded[item.document["slug"]] = (detection, item)
+        for detection, item in loaded.values():
+            _links_set(detection, item)
+        for detection, _ in loaded.values():
+            detection.loaded_fingerprint = detection_fingerprint(detection)
+            detection.save(update_fields=["loaded_fingerprint"])
+    logger.info(
+        "content loaded from %s: %d created, %d updated, %d unchanged, %d conflicts",
+        root, len(report.created), len(report.updated), len(report.unchanged),
+        len(report.conflicts),
+    )
+    return report
+
+
+def _catalogue_upsert(catalogue: dict) -> None:
+    for entry in catalogue["tactics"]:
+        Tactic.objects.update_or_create(
+            attack_id=entry["id"],
+            defaults={"name": entry["name"], "shortname": entry["shortname"], "url": entry["url"]},
+        )
+    techniques = sorted(catalogue["techniques"], key=lambda entry: entry["id"])
+    for entry in techniques:
+        parent = Technique.objects.get(attack_id=entry["parent"]) if entry.get("parent") else None
+        technique, _ = Technique.objects.update_or_create(
+            attack_id=entry["id"],
+            defaults={"name": entry["name"], "url": entry["url"], "parent": parent},
+        )
+        technique.tactics.set(Tactic.objects.filter(attack_id__in=entry.get("tactics") or []))
+    for entry in catalogue.get("data_components") or []:
+        DataComponent.objects.update_or_create(
+            attack_id=entry["id"],
+            defaults={
+                "name": entry["name"],
+                "data_source": entry["data_source"],
+                "data_source_id": entry["data_source_id"],
+                "url": entry["url"],
+            },
+        )
+
+
+def _check_references(bundle: ContentBundle) -> None:
+    """Raise ContentError for ATT&CK ids, data components or links that do not exist."""
+    tactics = set(Tactic.objects.values_list("attack_id", flat=True))
+    techniques = dict(Technique.objects.values_list("attack_id", "parent__attack_id"))
+    components = set(DataComponent.objects.values_list("attack_id", flat=True))
+    slugs = {item.document["slug"] for item in bundle.detections}
+    slugs |= set(Detection.objects.values_list("slug", flat=True))
+    issues = []
+    for item in bundle.detections:
+        issues += _mapping_issues(item, tactics, techniques)
+        for index, source in enumerate(item.document.get("data_sources") or []):
+            if source["component"] not in components:
+                issues.append(_issue(item, f"data_sources[{index}].component",
+                                     f"unknown ATT&CK data component {source['component']}"))
+        issues += _rule_owner_issues(item)
+        for key in ("related", "other_platforms"):
+            for index, slug in enumerate(item.document.get(key) or []):
+                if slug not in slugs:
+                    issues.append(_issue(item, f"{key}[{index}]", f"no detection {slug!r}"))
+    if issues:
+        raise ContentError(issues)
+
+
+def _mapping_issues(item: DetectionFile, tactics: set, techniques: dict) -> list[ContentIssue]:
+    issues = []
+    for index, mapping in enumerate(item.document["attack"]):
+        where = f"attack[{index}]"
+        if mapping["tactic"] not in tactics:
+            issues.append(_issue(item, f"{where}.tactic",
+                                 f"unknown ATT&CK tactic {mapping['tactic']}; add it to attack.yml"))
+        for key in ("technique", "subtechnique"):
+            attack_id = mapping.get(key)
+            if attack_id and attack_id not in techniques:
+                issues.append(_issue(item, f"{where}.{key}",
+                                     f"unknown ATT&CK technique {attack_id}; add it to attack.yml"))
+        sub = mapping.get("subtechnique")
+        if sub in techniques and techniques[sub] != mapping["technique"]:
+            issues.append(_issue(item, f"{where}.subtechnique",
+                                 f"{sub} is not a sub-technique of {mapping['technique']}"))
+    return issues
+
+
+def _rule_owner_issues(item: DetectionFile) -> list[ContentIssue]:
+    """Report Sigma rule ids that already belong to a different detection."""
+    issues = []
+    for index, sigma in enumerate(item.sigma_files):
+        owner = (
+            SigmaRule.objects.filter(rule_id=sigma.parsed.rule_id)
+            .exclude(detection__uuid=item.document["id"])
+            .values_list("detection__slug", flat=True)
+            .first()
+        )
+        if owner:
+            issues.append(_issue(item, f"sigma_rules[{index}]",
+                                 f"Sigma rule id {sigma.parsed.rule_id} already belongs to "
+                                 f"detection {owner!r}; give the rule a new id"))
+    return issues
+
+
+def _issue(item: DetectionFile, where: str, message: str) -> ContentIssue:
+    return ContentIssue(item.path, where, message)
+
+
+def _detection_load(item: DetectionFile, *, force: bool, report: LoadReport) -> Detection | None:
+    document = item.document
+    slug = document["slug"]
+    detection = Detection.objects.filter(uuid=document["id"]).first()
+    if detection is None:
+        detection = Detection(uuid=document["id"])
+        report.created.append(slug)
+    elif detection.loaded_fingerprint != detection_fingerprint(detection) and not force:
+        logger.warning("detection %s was changed in the portal; not overwritten", slug)
+        report.conflicts.append(slug)
+        return None
+    elif detection.source_hash == item.source_hash and not force:
+        report.unchanged.append(slug)
+        return None
+    else:
+        report.updated.append(slug)
+    _detection_write(detection, item)
+    return detection
+
+
+def _detection_write(detection: Detection, item: DetectionFile) -> None:
+    document = item.document
+    for name in ("slug", "title", "platform", "query_language", "status", "severity",
+                 "confidence", "date_created", "date_modified", "description"):
+        setattr(detection, name, document.get(name))
+    for name in ("authors", "references", "libraries", "evaded_tools", "malware_families"):
+        setattr(detection, name, document.get(name) or [])
+    for name in ("summary", "tuning_notes", "canonical_reference"):
+        setattr(detection, name, document.get(name) or "")
+    detection.version = document.get("version") or 1
+    detection.source_path = item.path
+    detection.source_hash = item.source_hash
+    detection.save()
+
+    # Child rows are replaced as a whole: content files own them, and ids of
+    # children are not referenced from outside the detection.
+    for manager in (detection.mappings, detection.data_sources, detection.queries,
+                    detection.false_positives, detection.tests):
+        manager.all().delete()
+    SigmaRule.objects.filter(detection=detection).delete()
+    rules = _rules_write(detection, item)
+    _mappings_write(detection, document)
+    _queries_write(detection, document, rules)
+    _tests_write(detection, document)
+    FalsePositive.objects.bulk_create(
+        FalsePositive(detection=detection, position=index, description=text)
+        for index, text in enumerate(document.get("false_positives") or [])
+    )
+
+
+def _rules_write(detection: Detection, item: DetectionFile) -> dict[str, SigmaRule]:
+    rules = {}
+    for index, sigma in enumerate(item.sigma_files):
+        parsed = sigma.parsed
+        rules[parsed.rule_id] = SigmaRule.objects.create(
+            detection=detection,
+            position=index,
+            rule_id=parsed.rule_id,
+            filename=sigma.relative_path,
+            yaml_text=sigma.text,
+            title=parsed.title,
+            status=parsed.status,
+            level=parsed.level,
+            logsource=parsed.logsource,
+            tags=parsed.tags,
+            falsepositives=parsed.falsepositives,
+            messages=parsed.messages,
+        )
+    return rules
+
+
+def _mappings_write(detection: Detection, document: dict) -> None:
+    for index, mapping in enumerate(document["attack"]):
+        sub = mapping.get("subtechnique")
+        AttackMapping.objects.create(
+            detection=detection,
+            position=index,
+            tactic=Tactic.objects.get(attack_id=mapping["tactic"]),
+            technique=Technique.objects.get(attack_id=mapping["technique"]),
+            subtechnique=Technique.objects.get(attack_id=sub) if sub else None,
+        )
+    for index, source in enumerate(document.get("data_sources") or []):
+        DetectionDataSource.objects.create(
+            detection=detection,
+            position=index,
+            component=DataComponent.objects.get(attack_id=source["component"]),
+            log_source=source["log_source"],
+            event_id=source.get("event_id"),
+            event_name=source.get("event_name") or "",
+        )
+
+
+def _queries_write(detection: Detection, document: dict, rules: dict[str, SigmaRule]) -> None:
+    for index, entry in enumerate(document.get("queries") or []):
+        query = Query.objects.create(
+            detection=detection,
+            position=index,
+            platform=entry["platform"],
+            language=entry["language"],
+            text=entry["text"],
+            output_fields=entry.get("output_fields") or [],
+            required_sourcetypes=entry.get("required_sourcetypes") or [],
+            branch_field=entry.get("branch_field") or "",
+        )
+        for b_index, branch in enumerate(entry.get("branches") or []):
+            DetectionBranch.objects.create(
+                query=query,
+                position=b_index,
+                name=branch["name"],
+                description=branch.get("description") or "",
+                log_source=branch["log_source"],
+                event_id=branch["event_id"],
+                sigma_rule=rules.get(branch.get("sigma_rule") or ""),
+                **{name: branch.get(name) or [] for name in DetectionBranch.LIST_FIELDS},
+            )
+
+
+def _tests_write(detection: Detection, document: dict) -> None:
+    for index, entry in enumerate(document.get("tests") or []):
+        test = DetectionTest.objects.create(
+            detection=detection,
+            position=index,
+            name=entry["name"],
+            description=entry.get("description") or "",
+            atomic_guid=entry.get("atomic_guid"),
+            platform=entry["platform"],
+            executor=entry.get("executor") or "",
+            executor_summary=entry.get("executor_summary") or "",
+            expected_signal=entry["expected_signal"],
+            expect=entry.get("expect") or DetectionTest.Expectation.FIRES,
+            min_matches=entry.get("min_matches", 1),
+            known_false_positive=entry.get("known_false_positive", False),
+            recorded_events=entry.get("recorded_events") or [],
+        )
+        ExpectedTelemetry.objects.bulk_create(
+            ExpectedTelemetry(
+                test=test,
+                position=t_index,
+                source=signal["source"],
+                event_id=signal.get("event_id"),
+                event_name=signal.get("event_name") or "",
+                key_fields=signal.get("key_fields") or {},
+                artifact_path=signal.get("artifact_path") or "",
+                description=signal.get("description") or "",
+            )
+            for t_index, signal in enumerate(entry.get("telemetry") or [])
+        )
+
+
+def _links_set(detection: Detection, item: DetectionFile) -> None:
+    for key in ("related", "other_platforms"):
+        slugs = item.document.get(key) or []
+        getattr(detection, key).set(Detection.objects.filter(slug__in=slugs))

@@ -1,0 +1,16 @@
+from pathlib import Path
+
+from django.core.management.base import BaseCommand
+
+from detections.content.exporter import content_export
+
+
+class Command(BaseCommand):
+    help = "Write every detection and the ATT&CK catalogue as a content folder under DIR."
+
+    def add_arguments(self, parser):
+        parser.add_argument("directory", type=Path, help="Folder to write; created if missing.")
+
+    def handle(self, *args, directory: Path, **options):
+        written = content_export(root=directory)
+        self.stdout.write(self.style.SUCCESS(f"{len(written)} files written to {directory}"))

@@ -1,0 +1,322 @@
+"""The detection catalogue: ATT&CK objects, detections and everything a detection carries."""
+
+import uuid
+
+from django.db import models
+from django.urls import reverse
+
+
+class Tactic(models.Model):
+    """An ATT&CK tactic such as TA0009 Collection."""
+
+    attack_id = models.CharField(max_length=16, unique=True)
+    name = models.CharField(max_length=200)
+    shortname = models.SlugField(max_length=100, help_text="ATT&CK's kill-chain phase name.")
+    url = models.URLField()
+
+    class Meta:
+        ordering = ["attack_id"]
+
+    def __str__(self) -> str:
+        return f"{self.attack_id} {self.name}"
+
+
+class Technique(models.Model):
+    """An ATT&CK technique, or a sub-technique when `parent` is set."""
+
+    attack_id = models.CharField(max_length=16, unique=True)
+    name = models.CharField(max_length=200)
+    url = models.URLField()
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="subtechniques"
+    )
+    tactics = models.ManyToManyField(Tactic, related_name="techniques", blank=True)
+
+    class Meta:
+        ordering = ["attack_id"]
+
+    def __str__(self) -> str:
+        return f"{self.attack_id} {self.name}"
+
+    @property
+    def is_subtechnique(self) -> bool:
+        return self.parent_id is not None
+
+
+class DataComponent(models.Model):
+    """An ATT&CK data component within its data source, such as Process: Process Creation."""
+
+    attack_id = models.CharField(max_length=16, unique=True)
+    data_source = models.CharField(max_length=200)
+    data_source_id = models.CharField(max_length=16)
+    name = models.CharField(max_length=200)
+    url = models.URLField()
+
+    class Meta:
+        ordering = ["data_source", "name"]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def label(self) -> str:
+        return f"{self.data_source}: {self.name}"
+
+
+class Detection(models.Model):
+    """One detection: the analytic, its context and the proof that it fires."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        REVIEW = "review"
+        PUBLISHED = "published"
+        DEPRECATED = "deprecated"
+
+    class Level(models.TextChoices):
+        INFORMATIONAL = "informational"
+        LOW = "low"
+        MEDIUM = "medium"
+        HIGH = "high"
+        CRITICAL = "critical"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    slug = models.SlugField(max_length=200, unique=True)
+    title = models.CharField(max_length=300)
+    platform = models.CharField(max_length=100, help_text="Product the analytic runs on.")
+    query_language = models.CharField(max_length=50, help_text="Language of the authored query.")
+    description = models.TextField(help_text="Markdown.")
+    summary = models.TextField(blank=True, help_text="How the analytic works, Markdown.")
+    libraries = models.JSONField(default=list, blank=True)
+    evaded_tools = models.JSONField(default=list, blank=True)
+    malware_families = models.JSONField(default=list, blank=True)
+    severity = models.CharField(max_length=16, choices=Level.choices)
+    confidence = models.CharField(max_length=16, choices=Level.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    version = models.PositiveIntegerField(default=1)
+    authors = models.JSONField(default=list, blank=True)
+    references = models.JSONField(default=list, blank=True)
+    canonical_reference = models.URLField(blank=True)
+    tuning_notes = models.TextField(blank=True, help_text="Markdown.")
+    date_created = models.DateField(null=True, blank=True)
+    date_modified = models.DateField(null=True, blank=True)
+    related = models.ManyToManyField("self", blank=True, symmetrical=True)
+    other_platforms = models.ManyToManyField(
+        "self", blank=True, symmetrical=True,
+        help_text="The same technique's detections for other products.",
+    )
+    data_components = models.ManyToManyField(
+        DataComponent, through="DetectionDataSource", related_name="detections"
+    )
+    # Set by load_content: the content file's path and hash, and a fingerprint of
+    # the stored rows, so a later load can tell a portal edit from an unchanged row.
+    source_path = models.CharField(max_length=500, blank=True)
+    source_hash = models.CharField(max_length=64, blank=True)
+    loaded_fingerprint = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["title"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("detections:detection_detail", kwargs={"slug": self.slug})
+
+    @property
+    def attack_ids(self) -> list[str]:
+        ids = []
+        for mapping in self.mappings.all():
+            ids.append(mapping.technique.attack_id)
+            if mapping.subtechnique_id:
+                ids.append(mapping.subtechnique.attack_id)
+        return ids
+
+
+class AttackMapping(models.Model):
+    """A detection's place in ATT&CK: tactic, technique and optional sub-technique."""
+
+    detection = models.ForeignKey(Detection, on_delete=models.CASCADE, related_name="mappings")
+    position = models.PositiveSmallIntegerField(default=0)
+    tactic = models.ForeignKey(Tactic, on_delete=models.PROTECT, related_name="+")
+    technique = models.ForeignKey(Technique, on_delete=models.PROTECT, related_name="+")
+    subtechnique = models.ForeignKey(
+        Technique, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["detection", "tactic", "technique", "subtechnique"],
+                name="unique_attack_mapping",
+            )
+        ]
+
+
+class DetectionDataSource(models.Model):
+    """A data component a detection reads, with the log source event that carries it."""
+
+    detection = models.ForeignKey(Detection, on_delete=models.CASCADE, related_name="data_sources")
+    component = models.ForeignKey(DataComponent, on_delete=models.PROTECT, related_name="+")
+    position = models.PositiveSmallIntegerField(default=0)
+    log_source = models.CharField(max_length=100, help_text="For example Sysmon.")
+    event_id = models.PositiveIntegerField(null=True, blank=True)
+    event_name = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["position"]
+
+
+class Query(models.Model):
+    """A query authored by hand for one platform, stored byte for byte."""
+
+    detection = models.ForeignKey(Detection, on_delete=models.CASCADE, related_name="queries")
+    position = models.PositiveSmallIntegerField(default=0)
+    platform = models.CharField(max_length=100)
+    language = models.CharField(max_length=50)
+    text = models.TextField()
+    output_fields = models.JSONField(default=list, blank=True)
+    required_sourcetypes = models.JSONField(default=list, blank=True)
+    branch_field = models.CharField(
+        max_length=100, blank=True, help_text="Output field naming the branch that matched."
+    )
+
+    class Meta:
+        ordering = ["position"]
+        verbose_name_plural = "queries"
+
+    @property
+    def file_extension(self) -> str:
+        return {"spl": "spl", "kql": "kql", "eql": "eql", "sql": "sql"}.get(
+            self.language.lower(), "txt"
+        )
+
+
+class SigmaRule(models.Model):
+    """A Sigma rule of a detection: the YAML as written plus the fields parsed from it."""
+
+    detection = models.ForeignKey(
+        Detection, on_delete=models.CASCADE, related_name="sigma_rules"
+    )
+    position = models.PositiveSmallIntegerField(default=0)
+    rule_id = models.UUIDField(unique=True)
+    filename = models.CharField(max_length=200)
+    yaml_text = models.TextField()
+    title = models.CharField(max_length=300)
+    status = models.CharField(max_length=32, blank=True)
+    level = models.CharField(max_length=32, blank=True)
+    logsource = models.JSONField(default=dict)
+    tags = models.JSONField(default=list, blank=True)
+    falsepositives = models.JSONField(default=list, blank=True)
+    is_valid = models.BooleanField(default=True)
+    messages = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["position"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def logsource_label(self) -> str:
+        parts = [self.logsource.get(key) for key in ("product", "category", "service")]
+        return " / ".join(part for part in parts if part)
+
+
+class DetectionBranch(models.Model):
+    """One branch of a multi-branch query, named by the value of the query's branch field."""
+
+    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="branches")
+    position = models.PositiveSmallIntegerField(default=0)
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    log_source = models.CharField(max_length=100)
+    event_id = models.PositiveIntegerField()
+    sigma_rule = models.ForeignKey(
+        SigmaRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="branches"
+    )
+    dll_names = models.JSONField(default=list, blank=True)
+    excluded_processes = models.JSONField(default=list, blank=True)
+    excluded_paths = models.JSONField(default=list, blank=True)
+    processes = models.JSONField(default=list, blank=True)
+    command_line_markers = models.JSONField(default=list, blank=True)
+    file_extensions = models.JSONField(default=list, blank=True)
+    staging_paths = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["position"]
+        verbose_name_plural = "detection branches"
+        constraints = [
+            models.UniqueConstraint(fields=["query", "name"], name="unique_branch_name")
+        ]
+
+    LIST_FIELDS = (
+        "dll_names",
+        "excluded_processes",
+        "excluded_paths",
+        "processes",
+        "command_line_markers",
+        "file_extensions",
+        "staging_paths",
+    )
+
+
+class FalsePositive(models.Model):
+    """A situation known to make the detection fire on benign activity."""
+
+    detection = models.ForeignKey(
+        Detection, on_delete=models.CASCADE, related_name="false_positives"
+    )
+    position = models.PositiveSmallIntegerField(default=0)
+    description = models.TextField()
+
+    class Meta:
+        ordering = ["position"]
+
+
+class DetectionTest(models.Model):
+    """A test of a detection in the Atomic Red Team style, with its expected outcome."""
+
+    class Expectation(models.TextChoices):
+        FIRES = "fires"
+        SILENT = "silent"
+
+    detection = models.ForeignKey(Detection, on_delete=models.CASCADE, related_name="tests")
+    position = models.PositiveSmallIntegerField(default=0)
+    name = models.CharField(max_length=300)
+    description = models.TextField(blank=True)
+    atomic_guid = models.UUIDField(
+        null=True, blank=True, help_text="Set only where Atomic Red Team has this test."
+    )
+    platform = models.CharField(max_length=50)
+    executor = models.CharField(max_length=50, blank=True)
+    executor_summary = models.TextField(blank=True)
+    expected_signal = models.TextField(help_text="The expected telemetry in words.")
+    expect = models.CharField(
+        max_length=8, choices=Expectation.choices, default=Expectation.FIRES
+    )
+    min_matches = models.PositiveIntegerField(default=1)
+    known_false_positive = models.BooleanField(default=False)
+    recorded_events = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["position"]
+
+
+class ExpectedTelemetry(models.Model):
+    """One signal a test should produce, as structured data."""
+
+    test = models.ForeignKey(DetectionTest, on_delete=models.CASCADE, related_name="telemetry")
+    position = models.PositiveSmallIntegerField(default=0)
+    source = models.CharField(max_length=100, help_text="Log source, e.g. Sysmon or auditd.")
+    event_id = models.PositiveIntegerField(null=True, blank=True)
+    event_name = models.CharField(max_length=100, blank=True)
+    key_fields = models.JSONField(default=dict, blank=True)
+    artifact_path = models.CharField(max_length=500, blank=True)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["position"]
+        verbose_name_plural = "expected telemetry"
