@@ -44,6 +44,7 @@ def parse_rule(text: str, *, source: str) -> ParsedRule:
     if rule.errors:
         reasons = "; ".join(str(error) for error in rule.errors)
         raise SigmaRuleError(f"{source}: invalid Sigma rule: {reasons}")
+    _check_conditions(rule, source=source)
     if rule.id is None:
         raise SigmaRuleError(f"{source}: the Sigma rule has no 'id'; add a UUID as its id.")
     logsource = {
@@ -85,6 +86,15 @@ def convert_to_splunk(text: str, *, source: str) -> list[str]:
 
 def pysigma_version() -> str:
     return metadata.version("pySigma")
+
+
+def _check_conditions(rule: SigmaRule, *, source: str) -> None:
+    """Parse each condition now; pySigma otherwise defers it to the first conversion."""
+    for condition in rule.detection.parsed_condition:
+        try:
+            condition.parsed
+        except SigmaError as exc:
+            raise SigmaRuleError(f"{source}: invalid condition: {exc}") from exc
 
 
 def _load_rule(text: str, *, source: str) -> SigmaRule:
