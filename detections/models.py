@@ -101,7 +101,9 @@ class Detection(models.Model):
     date_modified = models.DateField(null=True, blank=True)
     related = models.ManyToManyField("self", blank=True, symmetrical=True)
     other_platforms = models.ManyToManyField(
-        "self", blank=True, symmetrical=True,
+        "self",
+        blank=True,
+        symmetrical=True,
         help_text="The same technique's detections for other products.",
     )
     data_components = models.ManyToManyField(
@@ -197,9 +199,7 @@ class Query(models.Model):
 class SigmaRule(models.Model):
     """A Sigma rule of a detection: the YAML as written plus the fields parsed from it."""
 
-    detection = models.ForeignKey(
-        Detection, on_delete=models.CASCADE, related_name="sigma_rules"
-    )
+    detection = models.ForeignKey(Detection, on_delete=models.CASCADE, related_name="sigma_rules")
     position = models.PositiveSmallIntegerField(default=0)
     rule_id = models.UUIDField(unique=True)
     filename = models.CharField(max_length=200)
@@ -248,9 +248,7 @@ class DetectionBranch(models.Model):
     class Meta:
         ordering = ["position"]
         verbose_name_plural = "detection branches"
-        constraints = [
-            models.UniqueConstraint(fields=["query", "name"], name="unique_branch_name")
-        ]
+        constraints = [models.UniqueConstraint(fields=["query", "name"], name="unique_branch_name")]
 
     LIST_FIELDS = (
         "dll_names",
@@ -294,9 +292,7 @@ class DetectionTest(models.Model):
     executor = models.CharField(max_length=50, blank=True)
     executor_summary = models.TextField(blank=True)
     expected_signal = models.TextField(help_text="The expected telemetry in words.")
-    expect = models.CharField(
-        max_length=8, choices=Expectation.choices, default=Expectation.FIRES
-    )
+    expect = models.CharField(max_length=8, choices=Expectation.choices, default=Expectation.FIRES)
     min_matches = models.PositiveIntegerField(default=1)
     known_false_positive = models.BooleanField(default=False)
     recorded_events = models.JSONField(default=list, blank=True)

@@ -92,7 +92,7 @@ def _check_conditions(rule: SigmaRule, *, source: str) -> None:
     """Parse each condition now; pySigma otherwise defers it to the first conversion."""
     for condition in rule.detection.parsed_condition:
         try:
-            condition.parsed
+            _ = condition.parsed
         except SigmaError as exc:
             raise SigmaRuleError(f"{source}: invalid condition: {exc}") from exc
 

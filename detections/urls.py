@@ -1,6 +1,27 @@
 from django.urls import path
 
+from . import views
 
 app_name = "detections"
 
-urlpatterns = []
+urlpatterns = [
+    path("", views.detection_list, name="detection_list"),
+    # A UUID also matches the slug converter, so this pattern has to come first.
+    path(
+        "detections/<uuid:detection_uuid>/",
+        views.detection_detail_by_uuid,
+        name="detection_detail_by_uuid",
+    ),
+    path("detections/<slug:slug>/", views.detection_detail, name="detection_detail"),
+    path(
+        "detections/<slug:slug>/queries/<int:position>.<str:ext>",
+        views.query_download,
+        name="query_download",
+    ),
+    path(
+        "detections/<slug:slug>/sigma/<uuid:rule_id>.yml",
+        views.sigma_download,
+        name="sigma_download",
+    ),
+    path("detections/<slug:slug>/sigma.zip", views.sigma_zip_download, name="sigma_zip_download"),
+]

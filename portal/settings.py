@@ -3,7 +3,7 @@
 With no variable set, the portal runs in its embedded default: SQLite in the
 project folder, a development secret key and 127.0.0.1 only. Setting
 PORTAL_ENV=production turns on the deployment checks and rejects a start
-without DJANGO_SECRET_KEY and DJANGO_ALLOWED_HOSTS.
+without SECRET_KEY and ALLOWED_HOSTS.
 """
 
 import os
@@ -57,24 +57,24 @@ if PORTAL_ENV not in {"development", "production"}:
     )
 PRODUCTION = PORTAL_ENV == "production"
 
-SECRET_KEY = env_str("DJANGO_SECRET_KEY")
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [])
+SECRET_KEY = env_str("SECRET_KEY")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [])
 if PRODUCTION:
     if not SECRET_KEY or SECRET_KEY == DEVELOPMENT_SECRET_KEY or len(SECRET_KEY) < 32:
         raise ImproperlyConfigured(
-            "DJANGO_SECRET_KEY is missing or too short for production; set it (or "
-            "DJANGO_SECRET_KEY_FILE) to a random value of at least 32 characters."
+            "SECRET_KEY is missing or too short for production; set it (or "
+            "SECRET_KEY_FILE) to a random value of at least 32 characters."
         )
     if not ALLOWED_HOSTS:
         raise ImproperlyConfigured(
-            "DJANGO_ALLOWED_HOSTS is missing for production; set it to the "
+            "ALLOWED_HOSTS is missing for production; set it to the "
             "comma-separated host names the portal is served under."
         )
 else:
     SECRET_KEY = SECRET_KEY or DEVELOPMENT_SECRET_KEY
     ALLOWED_HOSTS = ALLOWED_HOSTS or ["127.0.0.1", "localhost", "[::1]"]
 
-DEBUG = env_bool("DJANGO_DEBUG", default=not PRODUCTION)
+DEBUG = env_bool("DEBUG", default=not PRODUCTION)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -147,7 +147,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -183,13 +183,13 @@ SPECTACULAR_SETTINGS = {
 
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_SECONDS = int(os.environ.get("HSTS_SECONDS", "31536000"))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
-    CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+    CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 LOGGING = {
     "version": 1,

@@ -111,25 +111,44 @@ def test_load_leaves_children_consistent_after_update(db, content_copy):
 
 
 BROKEN_CASES = {
-    "invalid_yaml": (SEED_FILE, lambda text: text.replace("title: Detect", "title: [Detect", 1),
-                     "invalid YAML"),
-    "missing_title": (SEED_FILE, lambda text: text.replace(
-        "title: Detect Archive via Library in Splunk\n", "", 1), "title: missing required"),
-    "unknown_technique": (SEED_FILE, lambda text: text.replace(
-        "  subtechnique: T1560.002", "  subtechnique: T1560.009", 1),
-        "attack[0].subtechnique: unknown ATT&CK technique T1560.009"),
-    "bad_severity": (SEED_FILE, lambda text: text.replace("severity: medium", "severity: huge", 1),
-                     "severity: 'huge' is not one of"),
-    "unknown_field": (SEED_FILE, lambda text: text.replace("\nversion: 1\n", "\nverison: 1\n", 1),
-                      "verison: unknown field"),
-    "sigma_condition": (Path("detections") / SEED_SLUG / "sigma" / "compression_dll_load.yml",
-                        lambda text: text.replace("condition: selection and",
-                                                  "condition: selection_missing and", 1),
-                        "sigma_rules[0]: detections/archive-via-library-splunk/sigma/"
-                        "compression_dll_load.yml: invalid condition"),
-    "sigma_yaml": (Path("detections") / SEED_SLUG / "sigma" / "python_compression_import.yml",
-                   lambda text: text.replace("detection:", "detection: [", 1),
-                   "python_compression_import.yml: invalid YAML"),
+    "invalid_yaml": (
+        SEED_FILE,
+        lambda text: text.replace("title: Detect", "title: [Detect", 1),
+        "invalid YAML",
+    ),
+    "missing_title": (
+        SEED_FILE,
+        lambda text: text.replace("title: Detect Archive via Library in Splunk\n", "", 1),
+        "title: missing required",
+    ),
+    "unknown_technique": (
+        SEED_FILE,
+        lambda text: text.replace("  subtechnique: T1560.002", "  subtechnique: T1560.009", 1),
+        "attack[0].subtechnique: unknown ATT&CK technique T1560.009",
+    ),
+    "bad_severity": (
+        SEED_FILE,
+        lambda text: text.replace("severity: medium", "severity: huge", 1),
+        "severity: 'huge' is not one of",
+    ),
+    "unknown_field": (
+        SEED_FILE,
+        lambda text: text.replace("\nversion: 1\n", "\nverison: 1\n", 1),
+        "verison: unknown field",
+    ),
+    "sigma_condition": (
+        Path("detections") / SEED_SLUG / "sigma" / "compression_dll_load.yml",
+        lambda text: text.replace(
+            "condition: selection and", "condition: selection_missing and", 1
+        ),
+        "sigma_rules[0]: detections/archive-via-library-splunk/sigma/"
+        "compression_dll_load.yml: invalid condition",
+    ),
+    "sigma_yaml": (
+        Path("detections") / SEED_SLUG / "sigma" / "python_compression_import.yml",
+        lambda text: text.replace("detection:", "detection: [", 1),
+        "python_compression_import.yml: invalid YAML",
+    ),
 }
 
 
@@ -139,8 +158,7 @@ def test_load_rejects_broken_file_and_changes_nothing(seed_detection, content_co
     broken = content_copy / relative
     broken.write_text(breaker(broken.read_text()))
     seed_path = content_copy / SEED_FILE
-    seed_path.write_text(seed_path.read_text().replace(
-        "confidence: medium", "confidence: high", 1))
+    seed_path.write_text(seed_path.read_text().replace("confidence: medium", "confidence: high", 1))
     fingerprint = detection_fingerprint(seed_detection)
 
     with pytest.raises(CommandError) as error:
@@ -167,8 +185,9 @@ def test_load_rejects_unknown_technique_in_fresh_database(db, content_copy):
 
 def test_load_rejects_sigma_file_outside_detection_folder(db, content_copy):
     path = content_copy / SEED_FILE
-    path.write_text(path.read_text().replace(
-        "- sigma/compression_dll_load.yml", "- ../../attack.yml", 1))
+    path.write_text(
+        path.read_text().replace("- sigma/compression_dll_load.yml", "- ../../attack.yml", 1)
+    )
 
     with pytest.raises(CommandError, match="outside the detection folder"):
         call_command("load_content", str(content_copy), verbosity=0)
@@ -179,4 +198,3 @@ def test_load_rejects_sigma_file_outside_detection_folder(db, content_copy):
 def test_load_rejects_missing_folder(db, tmp_path):
     with pytest.raises(CommandError, match="content folder not found"):
         call_command("load_content", str(tmp_path / "missing"), verbosity=0)
-

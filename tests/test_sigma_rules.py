@@ -40,7 +40,9 @@ def test_windows_rules_convert_to_sysmon_event_codes():
 
 
 def test_parse_rule_rejects_rule_without_detection():
-    text = "title: Broken\nid: 5f0e8a55-1b1e-4d3e-9a43-0d3b3f8f6d11\nlogsource:\n  product: windows\n"
+    text = (
+        "title: Broken\nid: 5f0e8a55-1b1e-4d3e-9a43-0d3b3f8f6d11\nlogsource:\n  product: windows\n"
+    )
 
     with pytest.raises(SigmaRuleError, match="broken.yml: invalid Sigma rule"):
         parse_rule(text, source="broken.yml")

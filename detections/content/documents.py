@@ -22,13 +22,22 @@ TEST_DEFAULTS = {
     "telemetry": [],
     "recorded_events": [],
 }
-TELEMETRY_DEFAULTS = {"event_id": None, "event_name": "", "key_fields": {}, "artifact_path": "",
-                      "description": ""}
+TELEMETRY_DEFAULTS = {
+    "event_id": None,
+    "event_name": "",
+    "key_fields": {},
+    "artifact_path": "",
+    "description": "",
+}
 BRANCH_DEFAULTS = {"description": "", "sigma_rule": None} | {
     name: [] for name in DetectionBranch.LIST_FIELDS
 }
-QUERY_DEFAULTS = {"required_sourcetypes": [], "output_fields": [], "branch_field": "",
-                  "branches": []}
+QUERY_DEFAULTS = {
+    "required_sourcetypes": [],
+    "output_fields": [],
+    "branch_field": "",
+    "branches": [],
+}
 
 
 def detection_document(detection: Detection) -> dict:
@@ -185,5 +194,6 @@ def _telemetry_entry(item) -> dict:
 
 
 def _without_defaults(entry: dict, defaults: dict) -> dict:
-    return {key: value for key, value in entry.items()
-            if key not in defaults or value != defaults[key]}
+    return {
+        key: value for key, value in entry.items() if key not in defaults or value != defaults[key]
+    }

@@ -13,9 +13,16 @@ def content_export(*, root: Path) -> list[Path]:
     """Write every detection and the catalogue under `root`; return the files written."""
     written = [_write(root / CATALOGUE_FILE, dump_document(catalogue_document()))]
     detections = Detection.objects.prefetch_related(
-        "mappings__tactic", "mappings__technique", "mappings__subtechnique",
-        "data_sources__component", "queries__branches__sigma_rule", "sigma_rules",
-        "false_positives", "tests__telemetry", "related", "other_platforms",
+        "mappings__tactic",
+        "mappings__technique",
+        "mappings__subtechnique",
+        "data_sources__component",
+        "queries__branches__sigma_rule",
+        "sigma_rules",
+        "false_positives",
+        "tests__telemetry",
+        "related",
+        "other_platforms",
     )
     for detection in detections:
         folder = root / DETECTIONS_DIR / detection.slug

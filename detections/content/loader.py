@@ -61,7 +61,10 @@ def content_load(*, root: Path, force: bool = False) -> LoadReport:
             detection.save(update_fields=["loaded_fingerprint"])
     logger.info(
         "content loaded from %s: %d created, %d updated, %d unchanged, %d conflicts",
-        root, len(report.created), len(report.updated), len(report.unchanged),
+        root,
+        len(report.created),
+        len(report.updated),
+        len(report.unchanged),
         len(report.conflicts),
     )
     return report
@@ -105,8 +108,13 @@ def _check_references(bundle: ContentBundle) -> None:
         issues += _mapping_issues(item, tactics, techniques)
         for index, source in enumerate(item.document.get("data_sources") or []):
             if source["component"] not in components:
-                issues.append(_issue(item, f"data_sources[{index}].component",
-                                     f"unknown ATT&CK data component {source['component']}"))
+                issues.append(
+                    _issue(
+                        item,
+                        f"data_sources[{index}].component",
+                        f"unknown ATT&CK data component {source['component']}",
+                    )
+                )
         issues += _rule_owner_issues(item)
         for key in ("related", "other_platforms"):
             for index, slug in enumerate(item.document.get(key) or []):
@@ -121,17 +129,32 @@ def _mapping_issues(item: DetectionFile, tactics: set, techniques: dict) -> list
     for index, mapping in enumerate(item.document["attack"]):
         where = f"attack[{index}]"
         if mapping["tactic"] not in tactics:
-            issues.append(_issue(item, f"{where}.tactic",
-                                 f"unknown ATT&CK tactic {mapping['tactic']}; add it to attack.yml"))
+            issues.append(
+                _issue(
+                    item,
+                    f"{where}.tactic",
+                    f"unknown ATT&CK tactic {mapping['tactic']}; add it to attack.yml",
+                )
+            )
         for key in ("technique", "subtechnique"):
             attack_id = mapping.get(key)
             if attack_id and attack_id not in techniques:
-                issues.append(_issue(item, f"{where}.{key}",
-                                     f"unknown ATT&CK technique {attack_id}; add it to attack.yml"))
+                issues.append(
+                    _issue(
+                        item,
+                        f"{where}.{key}",
+                        f"unknown ATT&CK technique {attack_id}; add it to attack.yml",
+                    )
+                )
         sub = mapping.get("subtechnique")
         if sub in techniques and techniques[sub] != mapping["technique"]:
-            issues.append(_issue(item, f"{where}.subtechnique",
-                                 f"{sub} is not a sub-technique of {mapping['technique']}"))
+            issues.append(
+                _issue(
+                    item,
+                    f"{where}.subtechnique",
+                    f"{sub} is not a sub-technique of {mapping['technique']}",
+                )
+            )
     return issues
 
 
@@ -146,9 +169,14 @@ def _rule_owner_issues(item: DetectionFile) -> list[ContentIssue]:
             .first()
         )
         if owner:
-            issues.append(_issue(item, f"sigma_rules[{index}]",
-                                 f"Sigma rule id {sigma.parsed.rule_id} already belongs to "
-                                 f"detection {owner!r}; give the rule a new id"))
+            issues.append(
+                _issue(
+                    item,
+                    f"sigma_rules[{index}]",
+                    f"Sigma rule id {sigma.parsed.rule_id} already belongs to "
+                    f"detection {owner!r}; give the rule a new id",
+                )
+            )
     return issues
 
 
@@ -178,8 +206,18 @@ def _detection_load(item: DetectionFile, *, force: bool, report: LoadReport) -> 
 
 def _detection_write(detection: Detection, item: DetectionFile) -> None:
     document = item.document
-    for name in ("slug", "title", "platform", "query_language", "status", "severity",
-                 "confidence", "date_created", "date_modified", "description"):
+    for name in (
+        "slug",
+        "title",
+        "platform",
+        "query_language",
+        "status",
+        "severity",
+        "confidence",
+        "date_created",
+        "date_modified",
+        "description",
+    ):
         setattr(detection, name, document.get(name))
     for name in ("authors", "references", "libraries", "evaded_tools", "malware_families"):
         setattr(detection, name, document.get(name) or [])
@@ -192,8 +230,13 @@ def _detection_write(detection: Detection, item: DetectionFile) -> None:
 
     # Child rows are replaced as a whole: content files own them, and ids of
     # children are not referenced from outside the detection.
-    for manager in (detection.mappings, detection.data_sources, detection.queries,
-                    detection.false_positives, detection.tests):
+    for manager in (
+        detection.mappings,
+        detection.data_sources,
+        detection.queries,
+        detection.false_positives,
+        detection.tests,
+    ):
         manager.all().delete()
     SigmaRule.objects.filter(detection=detection).delete()
     rules = _rules_write(detection, item)

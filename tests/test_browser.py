@@ -1,0 +1,95 @@
+"""The detail page in headless Chromium: tabs switch and a Sigma rule downloads byte for byte."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Playwright's sync API runs an asyncio event loop in this thread, and Django raises
+# SynchronousOnlyOperation on database access from such a thread unless this is set.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+CHROMIUM_PATH = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-gpu",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def browser():
+    if not CHROMIUM_PATH.exists():
+        pytest.fail(
+            f"{CHROMIUM_PATH} is missing; install Debian's chromium package "
+            "(apt-get install chromium) to run the browser tests."
+        )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM_PATH), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(accept_downloads=True)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def test_detail_page_sigma_tab_and_download(page, transactional_db, live_server, seed_detection):
+    rule = seed_detection.sigma_rules.first()
+    page.goto(live_server.url + seed_detection.get_absolute_url())
+
+    expect(page.get_by_test_id("query-code-0")).to_be_visible()
+    expect(page.get_by_test_id("query-code-0")).to_contain_text("index=wineventlog")
+    sigma_block = page.get_by_test_id(f"sigma-code-{rule.rule_id}")
+    expect(sigma_block).to_be_hidden()
+
+    page.get_by_test_id("tab-sigma").click()
+    expect(sigma_block).to_be_visible()
+    expect(page.get_by_test_id("query-code-0")).to_be_hidden()
+
+    with page.expect_download() as download_info:
+        page.get_by_test_id(f"download-sigma-{rule.rule_id}").click()
+    download = download_info.value
+    assert download.suggested_filename.endswith(".yml")
+    assert Path(download.path()).read_bytes() == rule.yaml_text.encode("utf-8")
+
+
+def test_copy_button_copies_spl(page, transactional_db, live_server, seed_detection):
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    page.goto(live_server.url + seed_detection.get_absolute_url())
+
+    block = page.get_by_test_id("query-code-0")
+    block.get_by_role("button", name="Copy").click()
+    expect(block.get_by_role("status")).to_have_text("Copied")
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied == seed_detection.queries.get().text
+
+
+def test_detail_without_javascript_shows_panels(
+    browser, transactional_db, live_server, seed_detection
+):
+    rule = seed_detection.sigma_rules.first()
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto(live_server.url + seed_detection.get_absolute_url())
+        expect(page.get_by_test_id("query-code-0")).to_be_visible()
+        expect(page.get_by_test_id(f"sigma-code-{rule.rule_id}")).to_be_visible()
+        expect(page.get_by_test_id("tab-sigma")).to_be_hidden()
+    finally:
+        context.close()
