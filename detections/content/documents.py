@@ -60,7 +60,7 @@ def detection_document(detection: Detection) -> dict:
         "references": detection.references,
         "attack": [_mapping_entry(mapping) for mapping in detection.mappings.all()],
         "description": detection.description,
-        "libraries": detection.libraries,
+        "libraries": [_library_entry(entry) for entry in detection.libraries],
         "evaded_tools": detection.evaded_tools,
         "malware_families": detection.malware_families,
         "summary": detection.summary,
@@ -176,7 +176,7 @@ def _test_entry(test) -> dict:
         "min_matches": test.min_matches,
         "known_false_positive": test.known_false_positive,
         "telemetry": [_telemetry_entry(item) for item in test.telemetry.all()],
-        "recorded_events": test.recorded_events,
+        "recorded_events": [_sorted_keys(event) for event in test.recorded_events],
     }
     return _without_defaults(entry, TEST_DEFAULTS)
 
@@ -186,11 +186,31 @@ def _telemetry_entry(item) -> dict:
         "source": item.source,
         "event_id": item.event_id,
         "event_name": item.event_name,
-        "key_fields": item.key_fields,
+        "key_fields": _sorted_keys(item.key_fields),
         "artifact_path": item.artifact_path,
         "description": item.description,
     }
     return _without_defaults(entry, TELEMETRY_DEFAULTS)
+
+
+def _library_entry(entry: dict) -> dict:
+    ordered = {"ecosystem": entry["ecosystem"], "names": entry["names"]}
+    if "classes" in entry:
+        ordered["classes"] = entry["classes"]
+    return ordered
+
+
+def _sorted_keys(value):
+    """Sort the keys of free-form mappings, at every level.
+
+    PostgreSQL's jsonb does not keep key order, so the order a file was written in
+    cannot survive a load; sorted keys make the export the same on every database.
+    """
+    if isinstance(value, dict):
+        return {key: _sorted_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(item) for item in value]
+    return value
 
 
 def _without_defaults(entry: dict, defaults: dict) -> dict:
