@@ -25,7 +25,7 @@ browser-deps:
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py load_content
-	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+	HOST=$(HOST) PORT=$(PORT) PYTHON=$(BIN)/python scripts/run-portal
 
 test: install-test browser-deps
 	$(BIN)/python manage.py makemigrations --check --dry-run

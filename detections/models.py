@@ -316,3 +316,43 @@ class ExpectedTelemetry(models.Model):
     class Meta:
         ordering = ["position"]
         verbose_name_plural = "expected telemetry"
+
+
+class Render(models.Model):
+    """A Sigma rule converted for one render target by a worker, with how it was made."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        RENDERED = "rendered"
+        FAILED = "failed"
+        UNAVAILABLE = "unavailable"
+
+    TERMINAL = (Status.RENDERED, Status.FAILED, Status.UNAVAILABLE)
+
+    sigma_rule = models.ForeignKey(SigmaRule, on_delete=models.CASCADE, related_name="renders")
+    target = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    query = models.TextField(blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    input_hash = models.CharField(max_length=64, blank=True)
+    versions = models.JSONField(default=dict, blank=True)
+    pipelines = models.JSONField(default=list, blank=True)
+    output_format = models.CharField(max_length=64, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    task_id = models.CharField(max_length=64, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["sigma_rule__position", "target"]
+        constraints = [
+            models.UniqueConstraint(fields=["sigma_rule", "target"], name="unique_render_target")
+        ]
+        indexes = [models.Index(fields=["status", "started_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.sigma_rule_id} for {self.target}: {self.status}"

@@ -198,3 +198,210 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("PORTAL_LOG_LEVEL", "INFO")},
 }
+
+
+def _target(
+    label,
+    backend,
+    packages,
+    *,
+    pipelines=(),
+    output_format="default",
+    extension="txt",
+    lexer="text",
+    cli=None,
+):
+    return {
+        "label": label,
+        "backend": backend,
+        "pipelines": list(pipelines),
+        "format": output_format,
+        "packages": list(packages),
+        "extension": extension,
+        "lexer": lexer,
+        "cli": cli,
+    }
+
+
+SYSMON = "sigma.pipelines.sysmon:sysmon_pipeline"
+ECS_WINDOWS = "sigma.pipelines.elasticsearch.windows:ecs_windows"
+SPLUNK_BACKEND = "sigma.backends.splunk:SplunkBackend"
+SPLUNK_PIPELINES = (SYSMON, "sigma.pipelines.splunk:splunk_windows_pipeline")
+SPLUNK_PACKAGES = ("pysigma-backend-splunk", "pysigma-pipeline-sysmon")
+ELASTIC_PACKAGES = ("pysigma-backend-elasticsearch", "pysigma-pipeline-sysmon")
+KUSTO_BACKEND = "sigma.backends.kusto:KustoBackend"
+
+# Render targets: a pySigma backend ("module:Class"), the pipelines applied before it
+# ("module:function", merged by their priority as sigma-cli does), the backend's
+# output format, and the sigma-cli target and pipeline names that give the same
+# output. Targets are defined here only; requests can never name a pipeline file.
+RENDER_TARGETS = {
+    "splunk": _target(
+        "Splunk SPL",
+        SPLUNK_BACKEND,
+        SPLUNK_PACKAGES,
+        pipelines=SPLUNK_PIPELINES,
+        extension="spl",
+        lexer="spl",
+        cli=("splunk", ["sysmon", "splunk_windows"]),
+    ),
+    "splunk_savedsearches": _target(
+        "Splunk savedsearches.conf",
+        SPLUNK_BACKEND,
+        SPLUNK_PACKAGES,
+        pipelines=SPLUNK_PIPELINES,
+        output_format="savedsearches",
+        extension="conf",
+        lexer="ini",
+        cli=("splunk", ["sysmon", "splunk_windows"]),
+    ),
+    "elasticsearch_lucene": _target(
+        "Elasticsearch Lucene",
+        "sigma.backends.elasticsearch:LuceneBackend",
+        ELASTIC_PACKAGES,
+        pipelines=(SYSMON, ECS_WINDOWS),
+        extension="lucene",
+        cli=("lucene", ["sysmon", "ecs_windows"]),
+    ),
+    "elasticsearch_esql": _target(
+        "Elasticsearch ES|QL",
+        "sigma.backends.elasticsearch:ESQLBackend",
+        ELASTIC_PACKAGES,
+        pipelines=(SYSMON, ECS_WINDOWS),
+        extension="esql",
+        lexer="sql",
+        cli=("esql", ["sysmon", "ecs_windows"]),
+    ),
+    "elasticsearch_eql": _target(
+        "Elasticsearch EQL",
+        "sigma.backends.elasticsearch:EqlBackend",
+        ELASTIC_PACKAGES,
+        pipelines=(SYSMON, ECS_WINDOWS),
+        extension="eql",
+        cli=("eql", ["sysmon", "ecs_windows"]),
+    ),
+    "opensearch_lucene": _target(
+        "OpenSearch Lucene",
+        "sigma.backends.opensearch:OpensearchLuceneBackend",
+        ("pysigma-backend-opensearch", "pysigma-backend-elasticsearch", "pysigma-pipeline-sysmon"),
+        pipelines=(SYSMON, ECS_WINDOWS),
+        extension="lucene",
+        cli=("opensearch_lucene", ["sysmon", "ecs_windows"]),
+    ),
+    "sentinel_kql": _target(
+        "Microsoft Sentinel KQL (ASIM)",
+        KUSTO_BACKEND,
+        ("pysigma-backend-kusto",),
+        pipelines=("sigma.pipelines.sentinelasim:sentinel_asim_pipeline",),
+        extension="kql",
+        lexer="kql",
+        cli=("kusto", ["sentinel_asim"]),
+    ),
+    "defender_kql": _target(
+        "Microsoft Defender XDR KQL",
+        KUSTO_BACKEND,
+        ("pysigma-backend-kusto",),
+        pipelines=("sigma.pipelines.microsoftxdr:microsoft_xdr_pipeline",),
+        extension="kql",
+        lexer="kql",
+        cli=("kusto", ["microsoft_xdr"]),
+    ),
+    "qradar_aql": _target(
+        "IBM QRadar AQL",
+        "sigma.backends.QRadarAQL:QRadarAQLBackend",
+        ("pysigma-backend-qradar-community",),
+        pipelines=("sigma.pipelines.QRadarAQL:QRadarAQL_fields_pipeline",),
+        extension="aql",
+        lexer="sql",
+        cli=("qradar-aql-community", ["qradar-aql-fields"]),
+    ),
+    "crowdstrike_logscale": _target(
+        "CrowdStrike Falcon LogScale",
+        "sigma.backends.crowdstrike:LogScaleBackend",
+        ("pysigma-backend-crowdstrike",),
+        pipelines=("sigma.pipelines.crowdstrike:crowdstrike_falcon_pipeline",),
+        extension="logscale",
+        cli=("log_scale", ["crowdstrike_falcon"]),
+    ),
+    "sentinelone_pq": _target(
+        "SentinelOne PowerQuery",
+        "sigma.backends.sentinelone_pq:SentinelOnePQBackend",
+        ("pysigma-backend-sentinelone-pq",),
+        extension="pq",
+        cli=("sentinel_one_pq", []),
+    ),
+    "grafana_loki": _target(
+        "Grafana Loki LogQL",
+        "sigma.backends.loki:LogQLBackend",
+        ("pysigma-backend-loki",),
+        extension="logql",
+        cli=("loki", []),
+    ),
+    "sqlite": _target(
+        "SQLite SQL",
+        "sigma.backends.sqlite:sqliteBackend",
+        ("pysigma-backend-sqlite",),
+        extension="sql",
+        lexer="sql",
+        cli=("sqlite", []),
+    ),
+    "duckdb": _target(
+        "DuckDB SQL",
+        "sigma_backend_duckdb:DuckDBBackend",
+        ("pysigma-backend-duckdb",),
+        extension="sql",
+        lexer="sql",
+    ),
+}
+
+# Seconds a render task may run: at the soft limit the current render is failed
+# with a timeout and the rest of its batch is queued again; at the hard limit the
+# worker process is killed and the batch is redelivered.
+RENDER_SOFT_TIME_LIMIT = int(os.environ.get("RENDER_SOFT_TIME_LIMIT", "120"))
+RENDER_HARD_TIME_LIMIT = int(os.environ.get("RENDER_HARD_TIME_LIMIT", "150"))
+RENDER_BATCH_SIZE = int(os.environ.get("RENDER_BATCH_SIZE", "25"))
+# A render whose worker died this many times is failed instead of retried.
+RENDER_MAX_ATTEMPTS = 3
+
+# pySigma's ATT&CK lookups read this STIX file instead of downloading MITRE's data.
+SIGMA_ATTACK_STIX_FILE = Path(
+    env_str("SIGMA_ATTACK_STIX_FILE", str(BASE_DIR / "content" / "attack-stix.json"))
+)
+SIGMA_CACHE_DIR = Path(env_str("SIGMA_CACHE_DIR", str(BASE_DIR / "var" / "pysigma-cache")))
+
+# Celery: Redis (or any kombu URL) from CELERY_BROKER_URL. Without it, kombu's
+# filesystem transport passes messages through a folder, so the embedded default
+# still runs a separate worker process with no server to install.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_FOLDER = Path(env_str("CELERY_BROKER_FOLDER", str(BASE_DIR / "var" / "broker")))
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    for _folder in ("queue", "processed", "control"):
+        (CELERY_BROKER_FOLDER / _folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_BROKER_FOLDER / "queue"),
+        "data_folder_out": str(CELERY_BROKER_FOLDER / "queue"),
+        "processed_folder": str(CELERY_BROKER_FOLDER / "processed"),
+        "store_processed": False,
+        "control_folder": str(CELERY_BROKER_FOLDER / "control"),
+        # Seconds between checks of the queue folder: the latency floor of a render.
+        "polling_interval": 0.2,
+    }
+else:
+    # Redis redelivers a message not acknowledged within this many seconds; it must
+    # exceed the longest task so a running task is not delivered twice.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_TASK_DEFAULT_QUEUE = "render"
+CELERY_TASK_ROUTES = {
+    "detections.render_*": {"queue": "render"},
+    "detections.validate_*": {"queue": "validate"},
+}
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Publishing fails fast when the broker is down instead of blocking a web request.
+CELERY_BROKER_CONNECTION_TIMEOUT = 5
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5}

@@ -18,7 +18,7 @@ def content_files(root: Path) -> dict[str, bytes]:
     return {
         path.relative_to(root).as_posix(): path.read_bytes()
         for path in sorted(root.rglob("*"))
-        if path.is_file() and path.suffix == ".yml"
+        if path.is_file() and path.suffix in {".yml", ".json"}
     }
 
 

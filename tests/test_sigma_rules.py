@@ -1,6 +1,6 @@
 import pytest
 
-from detections.sigma import SigmaRuleError, convert_to_splunk, parse_rule
+from detections.pysigma import SigmaRuleError, convert_to_splunk, parse_rule
 
 from .conftest import CONTENT_DIR, SEED_SLUG
 from .seed_facts import BRANCHES

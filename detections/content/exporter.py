@@ -3,15 +3,20 @@
 from pathlib import Path
 
 from detections.models import Detection
+from detections.pysigma.attack_data import stix_bundle_text
 
 from .documents import catalogue_document, detection_files
-from .reader import CATALOGUE_FILE, DETECTIONS_DIR
+from .reader import CATALOGUE_FILE, CATALOGUE_STIX_FILE, DETECTIONS_DIR
 from .yamlio import dump_document
 
 
 def content_export(*, root: Path) -> list[Path]:
     """Write every detection and the catalogue under `root`; return the files written."""
-    written = [_write(root / CATALOGUE_FILE, dump_document(catalogue_document()))]
+    catalogue = catalogue_document()
+    written = [
+        _write(root / CATALOGUE_FILE, dump_document(catalogue)),
+        _write(root / CATALOGUE_STIX_FILE, stix_bundle_text(catalogue)),
+    ]
     detections = Detection.objects.prefetch_related(
         "mappings__tactic",
         "mappings__technique",

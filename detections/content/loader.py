@@ -20,6 +20,7 @@ from detections.models import (
     Tactic,
     Technique,
 )
+from detections.rendering import renders_schedule
 
 from .documents import detection_fingerprint
 from .reader import ContentBundle, ContentError, ContentIssue, DetectionFile, read_content
@@ -35,6 +36,7 @@ class LoadReport:
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+    renders_queued: int = 0
 
 
 def content_load(*, root: Path, force: bool = False) -> LoadReport:
@@ -59,6 +61,10 @@ def content_load(*, root: Path, force: bool = False) -> LoadReport:
         for detection, _ in loaded.values():
             detection.loaded_fingerprint = detection_fingerprint(detection)
             detection.save(update_fields=["loaded_fingerprint"])
+        rule_ids = SigmaRule.objects.filter(
+            detection__in=[detection for detection, _ in loaded.values()]
+        ).values_list("pk", flat=True)
+        report.renders_queued = len(renders_schedule(rule_ids=list(rule_ids)))
     logger.info(
         "content loaded from %s: %d created, %d updated, %d unchanged, %d conflicts",
         root,
@@ -238,7 +244,6 @@ def _detection_write(detection: Detection, item: DetectionFile) -> None:
         detection.tests,
     ):
         manager.all().delete()
-    SigmaRule.objects.filter(detection=detection).delete()
     rules = _rules_write(detection, item)
     _mappings_write(detection, document)
     _queries_write(detection, document, rules)
@@ -250,23 +255,31 @@ def _detection_write(detection: Detection, item: DetectionFile) -> None:
 
 
 def _rules_write(detection: Detection, item: DetectionFile) -> dict[str, SigmaRule]:
+    """Update the detection's Sigma rules in place, keyed by rule id.
+
+    Rows are kept rather than replaced so their renders survive a reload; a render
+    whose rule text did not change is then not rendered again.
+    """
     rules = {}
     for index, sigma in enumerate(item.sigma_files):
         parsed = sigma.parsed
-        rules[parsed.rule_id] = SigmaRule.objects.create(
-            detection=detection,
-            position=index,
+        rules[parsed.rule_id], _ = SigmaRule.objects.update_or_create(
             rule_id=parsed.rule_id,
-            filename=sigma.relative_path,
-            yaml_text=sigma.text,
-            title=parsed.title,
-            status=parsed.status,
-            level=parsed.level,
-            logsource=parsed.logsource,
-            tags=parsed.tags,
-            falsepositives=parsed.falsepositives,
-            messages=parsed.messages,
+            defaults={
+                "detection": detection,
+                "position": index,
+                "filename": sigma.relative_path,
+                "yaml_text": sigma.text,
+                "title": parsed.title,
+                "status": parsed.status,
+                "level": parsed.level,
+                "logsource": parsed.logsource,
+                "tags": parsed.tags,
+                "falsepositives": parsed.falsepositives,
+                "messages": parsed.messages,
+            },
         )
+    detection.sigma_rules.exclude(rule_id__in=list(rules)).delete()
     return rules
 
 

@@ -3,6 +3,7 @@
 Layout of a content folder:
 
     attack.yml                         ATT&CK catalogue subset
+    attack-stix.json                   the same subset as STIX, for pySigma
     detections/<slug>/detection.yml    one detection
     detections/<slug>/sigma/*.yml      its Sigma rules, named in detection.yml
 """
@@ -13,12 +14,14 @@ from pathlib import Path
 
 import yaml
 
-from detections.sigma import ParsedRule, SigmaRuleError, parse_rule
+from detections.pysigma import ParsedRule, SigmaRuleError, parse_rule
 
 from .schema import CATALOGUE_FIELDS, DETECTION_FIELDS, check_mapping
 from .yamlio import FORMAT_VERSION, load_document
 
 CATALOGUE_FILE = "attack.yml"
+# The catalogue as a STIX bundle, written by export_content; pySigma reads it.
+CATALOGUE_STIX_FILE = "attack-stix.json"
 DETECTIONS_DIR = "detections"
 DETECTION_FILE = "detection.yml"
 MAX_FILE_BYTES = 4 * 1024 * 1024

@@ -47,6 +47,7 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"{len(report.created)} created, {len(report.updated)} updated, "
-                f"{len(report.unchanged)} unchanged, {len(report.conflicts)} kept"
+                f"{len(report.unchanged)} unchanged, {len(report.conflicts)} kept; "
+                f"{report.renders_queued} renders queued for the workers"
             )
         )

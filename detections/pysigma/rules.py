@@ -1,8 +1,4 @@
-"""The only module that imports pySigma: parsing and converting Sigma rules.
-
-pySigma's exceptions are turned into `SigmaRuleError` here, with the rule's source
-named, so callers never depend on pySigma's exception tree.
-"""
+"""Parsing Sigma rules and the Splunk conversion used to check content."""
 
 import copy
 from dataclasses import dataclass, field

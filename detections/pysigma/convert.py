@@ -1,0 +1,187 @@
+"""Converting Sigma rules for the render targets defined in settings.RENDER_TARGETS."""
+
+import copy
+import importlib
+import json
+import time
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import metadata
+from typing import Any
+
+import yaml
+from django.conf import settings
+from sigma.collection import SigmaCollection
+from sigma.exceptions import SigmaError
+from sigma.processing.pipeline import ProcessingPipeline
+from sigma.rule import SigmaRule
+
+from .attack_data import use_shipped_attack_data
+from .fidelity import FidelityWarning, fidelity_warnings
+
+
+class TargetUnavailable(Exception):
+    """A render target whose backend or pipeline package is missing or fails to import."""
+
+
+@dataclass(frozen=True)
+class RenderTarget:
+    """One entry of settings.RENDER_TARGETS."""
+
+    key: str
+    label: str
+    backend: str
+    pipelines: tuple[str, ...]
+    output_format: str
+    packages: tuple[str, ...]
+    extension: str
+    lexer: str
+    cli: tuple[str, tuple[str, ...]] | None
+
+    @property
+    def pipeline_names(self) -> list[str]:
+        return [spec.rsplit(":", 1)[-1] for spec in self.pipelines]
+
+
+@dataclass
+class Conversion:
+    """The outcome of converting one rule for one target."""
+
+    query: str = ""
+    error: str = ""
+    warnings: list[FidelityWarning] = field(default_factory=list)
+    duration_ms: float = 0.0
+
+    @property
+    def succeeded(self) -> bool:
+        return not self.error
+
+
+def render_targets() -> dict[str, RenderTarget]:
+    """Return the configured render targets by key, in settings order."""
+    targets = {}
+    for key, entry in settings.RENDER_TARGETS.items():
+        cli = entry.get("cli")
+        targets[key] = RenderTarget(
+            key=key,
+            label=entry["label"],
+            backend=entry["backend"],
+            pipelines=tuple(entry.get("pipelines") or ()),
+            output_format=entry.get("format") or "default",
+            packages=tuple(entry.get("packages") or ()),
+            extension=entry.get("extension") or "txt",
+            lexer=entry.get("lexer") or "text",
+            cli=(cli[0], tuple(cli[1])) if cli else None,
+        )
+    return targets
+
+
+@cache
+def target_versions(target: RenderTarget) -> dict[str, str]:
+    """Return the installed versions of pySigma and the target's packages.
+
+    Raises TargetUnavailable naming the first package that is not installed.
+    """
+    versions = {"pySigma": metadata.version("pySigma")}
+    for package in target.packages:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError as exc:
+            raise TargetUnavailable(
+                f"package {package} is not installed; install it to render {target.label}"
+            ) from exc
+    return versions
+
+
+class TargetConverter:
+    """A backend with freshly built pipelines, for converting one batch of rules.
+
+    pySigma pipelines change the rules they process and some keep state between
+    rules, so a converter is built per batch and every rule is deep-copied.
+    """
+
+    def __init__(self, target: RenderTarget):
+        self.target = target
+        self.versions = target_versions(target)
+        backend_class = _import(target.backend, target)
+        pipeline = _merged_pipeline([_import(spec, target)() for spec in target.pipelines])
+        use_shipped_attack_data()
+        self.backend = backend_class(processing_pipeline=pipeline)
+
+    def convert(self, rule: "LoadedRule") -> Conversion:
+        """Convert one rule; any exception from pySigma or the backend becomes `error`."""
+        started = time.perf_counter()
+        conversion = Conversion()
+        try:
+            collection = SigmaCollection([copy.deepcopy(rule.rule)])
+            result = self.backend.convert(collection, self.target.output_format)
+            conversion.query = format_output(result)
+            if not conversion.query.strip():
+                conversion.error = "The backend produced no query for this rule."
+        except RecursionError:
+            conversion.error = "The rule is nested too deeply for the backend (recursion limit)."
+        except Exception as exc:  # noqa: BLE001 - backends raise any type; each becomes a message
+            conversion.error = describe_error(exc)
+        conversion.duration_ms = (time.perf_counter() - started) * 1000
+        if conversion.succeeded:
+            conversion.warnings = fidelity_warnings(rule.rule, self.target.key, conversion.query)
+        return conversion
+
+
+@dataclass
+class LoadedRule:
+    """A parsed Sigma rule kept unchanged; converters work on deep copies of it."""
+
+    rule: SigmaRule
+
+
+def load_rule(text: str) -> LoadedRule:
+    """Parse a rule for rendering; raise ValueError with the reason if it cannot be parsed."""
+    try:
+        document = yaml.safe_load(text)
+        rule = SigmaRule.from_dict(document)
+    except (yaml.YAMLError, SigmaError, TypeError, AttributeError) as exc:
+        raise ValueError(f"the rule cannot be parsed: {exc}") from exc
+    return LoadedRule(rule)
+
+
+def format_output(result: Any) -> str:
+    """Join a backend's output the way sigma-cli prints it."""
+    if isinstance(result, str):
+        return result
+    if isinstance(result, bytes):
+        return result.decode("utf-8", errors="replace")
+    if isinstance(result, dict):
+        return json.dumps(result)
+    if isinstance(result, list) and all(isinstance(item, str) for item in result):
+        return "\n\n".join(result)
+    if isinstance(result, list) and all(isinstance(item, dict) for item in result):
+        return "\n".join(json.dumps(item) for item in result)
+    raise TypeError(f"the backend returned an unexpected output type {type(result).__name__}")
+
+
+def describe_error(exc: BaseException) -> str:
+    """Turn a conversion exception into a sentence a detection engineer can act on."""
+    name = type(exc).__name__
+    text = str(exc).strip() or "no details given"
+    if isinstance(exc, NotImplementedError):
+        return f"The backend does not support a feature this rule uses: {text}"
+    if isinstance(exc, SigmaError):
+        return f"pySigma rejected the rule for this target ({name}): {text}"
+    return f"The backend failed with {name}: {text}"
+
+
+def _import(spec: str, target: RenderTarget):
+    module_name, _, attribute = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attribute)
+    except Exception as exc:  # noqa: BLE001 - a broken plugin must not break other targets
+        raise TargetUnavailable(f"{spec} cannot be imported for {target.label}: {exc}") from exc
+
+
+def _merged_pipeline(pipelines: list[ProcessingPipeline]) -> ProcessingPipeline | None:
+    """Merge pipelines in priority order, lowest first, as sigma-cli's resolver does."""
+    merged = None
+    for pipeline in sorted(pipelines, key=lambda item: item.priority):
+        merged = pipeline if merged is None else merged + pipeline
+    return merged

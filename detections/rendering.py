@@ -1,0 +1,296 @@
+"""Rendering Sigma rules for every target: scheduling render rows and running them.
+
+A render row moves queued -> running -> rendered | failed. Targets whose package
+is missing end as unavailable. Only a worker (or `render_queries --inline`) runs
+renders; web requests only read them.
+"""
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from .models import Render, SigmaRule
+from .pysigma.convert import (
+    LoadedRule,
+    RenderTarget,
+    TargetConverter,
+    TargetUnavailable,
+    load_rule,
+    render_targets,
+    target_versions,
+)
+
+logger = logging.getLogger(__name__)
+
+# Extra seconds past the hard time limit before a running render counts as abandoned.
+ABANDONED_MARGIN_SECONDS = 30
+
+
+def render_input_hash(rule_text: str, target: RenderTarget, versions: dict[str, str]) -> str:
+    """Hash everything a render's output depends on: rule text, target definition, versions."""
+    material = json.dumps(
+        {
+            "rule": rule_text,
+            "target": target.key,
+            "backend": target.backend,
+            "pipelines": list(target.pipelines),
+            "format": target.output_format,
+            "versions": versions,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+def renders_schedule(
+    *, rule_ids: Iterable[int], targets: list[str] | None = None, force: bool = False
+) -> list[int]:
+    """Queue the renders whose input changed and send them to the workers after commit.
+
+    A render with the same input hash as its last finished run is left alone unless
+    `force`. Returns the ids of the render rows that were queued.
+    """
+    selected = _selected_targets(targets)
+    queued = []
+    with transaction.atomic():
+        for rule in SigmaRule.objects.filter(pk__in=list(rule_ids)).only("pk", "yaml_text"):
+            existing = {render.target: render for render in rule.renders.all()}
+            for target in selected.values():
+                render_id = _render_schedule_one(rule, target, existing.get(target.key), force)
+                if render_id is not None:
+                    queued.append(render_id)
+        if queued:
+            transaction.on_commit(lambda: renders_enqueue(queued))
+    return queued
+
+
+def _render_schedule_one(
+    rule: SigmaRule, target: RenderTarget, render: Render | None, force: bool
+) -> int | None:
+    render = render or Render(sigma_rule=rule, target=target.key)
+    try:
+        versions = target_versions(target)
+    except TargetUnavailable as exc:
+        _mark_unavailable(render, target, str(exc))
+        return None
+    input_hash = render_input_hash(rule.yaml_text, target, versions)
+    if render.pk and render.input_hash == input_hash and not force:
+        return None
+    render.status = Render.Status.QUEUED
+    render.input_hash = input_hash
+    render.versions = versions
+    render.pipelines = target.pipeline_names
+    render.output_format = target.output_format
+    render.queued_at = timezone.now()
+    render.attempts = 0
+    render.task_id = ""
+    render.save()
+    return render.pk
+
+
+def _mark_unavailable(render: Render, target: RenderTarget, reason: str) -> None:
+    render.status = Render.Status.UNAVAILABLE
+    render.error = reason
+    render.query = ""
+    render.warnings = []
+    render.input_hash = ""
+    render.pipelines = target.pipeline_names
+    render.output_format = target.output_format
+    render.finished_at = timezone.now()
+    render.save()
+
+
+def renders_enqueue(render_ids: list[int]) -> int:
+    """Send render ids to the `render` queue in batches; return how many batches were sent.
+
+    When the broker is unreachable the rows stay queued and are sent again when a
+    worker starts or `render_queries` runs.
+    """
+    from kombu.exceptions import OperationalError as BrokerError
+
+    from .tasks import render_batch
+
+    size = max(1, settings.RENDER_BATCH_SIZE)
+    batches = [render_ids[start : start + size] for start in range(0, len(render_ids), size)]
+    for sent, batch in enumerate(batches):
+        try:
+            render_batch.apply_async(args=[batch])
+        except BrokerError as exc:
+            logger.warning(
+                "broker unreachable, %d renders stay queued until a worker starts: %s",
+                sum(len(rest) for rest in batches[sent:]),
+                exc,
+            )
+            return sent
+    return len(batches)
+
+
+def renders_run(
+    *,
+    render_ids: list[int],
+    task_id: str,
+    timeout_errors: tuple[type[BaseException], ...] = (),
+    progress: Callable[[Render], None] | None = None,
+) -> None:
+    """Run the given renders in this process; safe to run twice with the same ids.
+
+    Each render is claimed by a conditional update before it is converted, so a
+    duplicate delivery skips finished renders, and a redelivery after a killed
+    worker resumes the render that was in progress.
+    """
+    rules: dict[int, LoadedRule | str] = {}
+    converters: dict[str, TargetConverter | str] = {}
+    targets = render_targets()
+    pending = list(Render.objects.filter(pk__in=render_ids).order_by("sigma_rule_id", "target"))
+    for index, render in enumerate(pending):
+        if not _claim(render, task_id):
+            continue
+        try:
+            _render_one(render, targets, rules, converters)
+        except timeout_errors:
+            _finish(render, error=f"Timed out after {settings.RENDER_SOFT_TIME_LIMIT} s.")
+            rest = [item.pk for item in pending[index + 1 :]]
+            logger.warning("render %s timed out; %d renders sent again", render.pk, len(rest))
+            renders_enqueue(rest)
+            return
+        if progress:
+            progress(render)
+
+
+def _claim(render: Render, task_id: str) -> bool:
+    claimable = Q(status=Render.Status.QUEUED) | Q(status=Render.Status.RUNNING, task_id=task_id)
+    updated = (
+        Render.objects.filter(pk=render.pk)
+        .filter(claimable)
+        .update(
+            status=Render.Status.RUNNING,
+            task_id=task_id,
+            started_at=timezone.now(),
+            attempts=F("attempts") + 1,
+        )
+    )
+    if not updated:
+        return False
+    render.refresh_from_db()
+    if render.attempts > settings.RENDER_MAX_ATTEMPTS:
+        _finish(
+            render,
+            error=(
+                f"The worker stopped while rendering {settings.RENDER_MAX_ATTEMPTS} times "
+                "(killed, out of memory or over the hard time limit); not retried."
+            ),
+        )
+        return False
+    return True
+
+
+def _render_one(render: Render, targets: dict, rules: dict, converters: dict) -> None:
+    target = targets.get(render.target)
+    if target is None:
+        _finish(render, error=f"Target {render.target!r} is no longer configured.")
+        return
+    converter = converters.get(target.key)
+    if converter is None:
+        try:
+            converter = TargetConverter(target)
+        except TargetUnavailable as exc:
+            converter = str(exc)
+        converters[target.key] = converter
+    if isinstance(converter, str):
+        _finish(render, error=converter, status=Render.Status.UNAVAILABLE)
+        return
+    loaded = rules.get(render.sigma_rule_id)
+    if loaded is None:
+        loaded = _load(render.sigma_rule_id)
+        rules[render.sigma_rule_id] = loaded
+    if isinstance(loaded, str):
+        _finish(render, error=loaded)
+        return
+    conversion = converter.convert(loaded)
+    _finish(
+        render,
+        query=conversion.query,
+        error=conversion.error,
+        warnings=[warning.as_dict() for warning in conversion.warnings],
+        duration_ms=conversion.duration_ms,
+    )
+
+
+def _load(rule_pk: int) -> LoadedRule | str:
+    text = SigmaRule.objects.filter(pk=rule_pk).values_list("yaml_text", flat=True).first()
+    if text is None:
+        return "The Sigma rule was deleted."
+    try:
+        return load_rule(text)
+    except ValueError as exc:
+        return f"The Sigma rule cannot be parsed: {exc}"
+
+
+def _finish(
+    render: Render,
+    *,
+    query: str = "",
+    error: str = "",
+    warnings: list | None = None,
+    duration_ms: float | None = None,
+    status: str | None = None,
+) -> None:
+    """Store a render's outcome unless it was queued again meanwhile."""
+    final_status = status or (Render.Status.FAILED if error else Render.Status.RENDERED)
+    Render.objects.filter(
+        pk=render.pk, status=Render.Status.RUNNING, task_id=render.task_id
+    ).update(
+        status=final_status,
+        query=query,
+        error=error,
+        warnings=warnings or [],
+        duration_ms=duration_ms,
+        finished_at=timezone.now(),
+    )
+    if error:
+        logger.info("render %s for %s ended %s: %s", render.pk, render.target, final_status, error)
+
+
+def renders_recover() -> list[int]:
+    """Re-send queued renders and renders abandoned by a dead worker; return their ids.
+
+    Runs when a worker starts and before `render_queries`, so nothing stays queued
+    or running forever, whether or not Celery beat runs.
+    """
+    limit = settings.RENDER_HARD_TIME_LIMIT + ABANDONED_MARGIN_SECONDS
+    cutoff = timezone.now() - timedelta(seconds=limit)
+    abandoned = Render.objects.filter(status=Render.Status.RUNNING, started_at__lt=cutoff)
+    exhausted = abandoned.filter(attempts__gte=settings.RENDER_MAX_ATTEMPTS)
+    exhausted.update(
+        status=Render.Status.FAILED,
+        error=(
+            f"The worker stopped while rendering {settings.RENDER_MAX_ATTEMPTS} times "
+            "(killed, out of memory or over the hard time limit); not retried."
+        ),
+        finished_at=timezone.now(),
+    )
+    abandoned.update(status=Render.Status.QUEUED, task_id="", queued_at=timezone.now())
+    queued = list(Render.objects.filter(status=Render.Status.QUEUED).values_list("pk", flat=True))
+    if queued:
+        logger.info("sending %d queued renders to the workers", len(queued))
+        renders_enqueue(queued)
+    return queued
+
+
+def _selected_targets(keys: list[str] | None) -> dict[str, RenderTarget]:
+    targets = render_targets()
+    if not keys:
+        return targets
+    unknown = sorted(set(keys) - set(targets))
+    if unknown:
+        raise ValueError(
+            f"unknown render target(s): {', '.join(unknown)}; configured: {', '.join(targets)}"
+        )
+    return {key: targets[key] for key in keys}
