@@ -21,8 +21,19 @@ class FalsePositiveInline(admin.TabularInline):
 class SigmaRuleInline(admin.StackedInline):
     model = models.SigmaRule
     extra = 0
-    readonly_fields = ["rule_id", "title", "status", "level", "logsource", "tags", "is_valid"]
-    fields = ["filename", *readonly_fields, "yaml_text"]
+    # The file name is set by load_content and names the file export_content writes,
+    # so it is not editable here.
+    readonly_fields = [
+        "filename",
+        "rule_id",
+        "title",
+        "status",
+        "level",
+        "logsource",
+        "tags",
+        "is_valid",
+    ]
+    fields = [*readonly_fields, "yaml_text"]
 
 
 @admin.register(models.Detection)

@@ -99,11 +99,16 @@ class Detection(models.Model):
     tuning_notes = models.TextField(blank=True, help_text="Markdown.")
     date_created = models.DateField(null=True, blank=True)
     date_modified = models.DateField(null=True, blank=True)
-    related = models.ManyToManyField("self", blank=True, symmetrical=True)
+    # Not symmetrical: each detection's file owns its own list of links, and loading
+    # one file must not change another detection's links.
+    related = models.ManyToManyField(
+        "self", blank=True, symmetrical=False, related_name="related_from"
+    )
     other_platforms = models.ManyToManyField(
         "self",
         blank=True,
-        symmetrical=True,
+        symmetrical=False,
+        related_name="other_platforms_from",
         help_text="The same technique's detections for other products.",
     )
     data_components = models.ManyToManyField(

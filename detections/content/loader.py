@@ -23,14 +23,15 @@ from detections.models import (
 from detections.rendering import renders_schedule
 
 from .documents import detection_fingerprint
-from .reader import ContentBundle, ContentError, ContentIssue, DetectionFile, read_content
+from .reader import DetectionFile, read_content
+from .references import check_references
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class LoadReport:
-    """What one load did, by detection slug."""
+    """Outcome of one load: detection slugs by what happened to them."""
 
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
@@ -50,7 +51,7 @@ def content_load(*, root: Path, force: bool = False) -> LoadReport:
     with transaction.atomic():
         if bundle.catalogue:
             _catalogue_upsert(bundle.catalogue)
-        _check_references(bundle)
+        check_references(bundle)
         loaded = {}
         for item in bundle.detections:
             detection = _detection_load(item, force=force, report=report)
@@ -100,94 +101,6 @@ def _catalogue_upsert(catalogue: dict) -> None:
                 "url": entry["url"],
             },
         )
-
-
-def _check_references(bundle: ContentBundle) -> None:
-    """Raise ContentError for ATT&CK ids, data components or links that do not exist."""
-    tactics = set(Tactic.objects.values_list("attack_id", flat=True))
-    techniques = dict(Technique.objects.values_list("attack_id", "parent__attack_id"))
-    components = set(DataComponent.objects.values_list("attack_id", flat=True))
-    slugs = {item.document["slug"] for item in bundle.detections}
-    slugs |= set(Detection.objects.values_list("slug", flat=True))
-    issues = []
-    for item in bundle.detections:
-        issues += _mapping_issues(item, tactics, techniques)
-        for index, source in enumerate(item.document.get("data_sources") or []):
-            if source["component"] not in components:
-                issues.append(
-                    _issue(
-                        item,
-                        f"data_sources[{index}].component",
-                        f"unknown ATT&CK data component {source['component']}",
-                    )
-                )
-        issues += _rule_owner_issues(item)
-        for key in ("related", "other_platforms"):
-            for index, slug in enumerate(item.document.get(key) or []):
-                if slug not in slugs:
-                    issues.append(_issue(item, f"{key}[{index}]", f"no detection {slug!r}"))
-    if issues:
-        raise ContentError(issues)
-
-
-def _mapping_issues(item: DetectionFile, tactics: set, techniques: dict) -> list[ContentIssue]:
-    issues = []
-    for index, mapping in enumerate(item.document["attack"]):
-        where = f"attack[{index}]"
-        if mapping["tactic"] not in tactics:
-            issues.append(
-                _issue(
-                    item,
-                    f"{where}.tactic",
-                    f"unknown ATT&CK tactic {mapping['tactic']}; add it to attack.yml",
-                )
-            )
-        for key in ("technique", "subtechnique"):
-            attack_id = mapping.get(key)
-            if attack_id and attack_id not in techniques:
-                issues.append(
-                    _issue(
-                        item,
-                        f"{where}.{key}",
-                        f"unknown ATT&CK technique {attack_id}; add it to attack.yml",
-                    )
-                )
-        sub = mapping.get("subtechnique")
-        if sub in techniques and techniques[sub] != mapping["technique"]:
-            issues.append(
-                _issue(
-                    item,
-                    f"{where}.subtechnique",
-                    f"{sub} is not a sub-technique of {mapping['technique']}",
-                )
-            )
-    return issues
-
-
-def _rule_owner_issues(item: DetectionFile) -> list[ContentIssue]:
-    """Report Sigma rule ids that already belong to a different detection."""
-    issues = []
-    for index, sigma in enumerate(item.sigma_files):
-        owner = (
-            SigmaRule.objects.filter(rule_id=sigma.parsed.rule_id)
-            .exclude(detection__uuid=item.document["id"])
-            .values_list("detection__slug", flat=True)
-            .first()
-        )
-        if owner:
-            issues.append(
-                _issue(
-                    item,
-                    f"sigma_rules[{index}]",
-                    f"Sigma rule id {sigma.parsed.rule_id} already belongs to "
-                    f"detection {owner!r}; give the rule a new id",
-                )
-            )
-    return issues
-
-
-def _issue(item: DetectionFile, where: str, message: str) -> ContentIssue:
-    return ContentIssue(item.path, where, message)
 
 
 def _detection_load(item: DetectionFile, *, force: bool, report: LoadReport) -> Detection | None:

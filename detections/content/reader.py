@@ -10,12 +10,14 @@ Layout of a content folder:
 
 import hashlib
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import yaml
 
 from detections.pysigma import ParsedRule, SigmaRuleError, parse_rule
 
+from .checks import DETECTION_FILE, catalogue_problems, detection_problems, sigma_storage_problems
+from .files import UnreadableFile, read_inside
 from .schema import CATALOGUE_FIELDS, DETECTION_FIELDS, check_mapping
 from .yamlio import FORMAT_VERSION, load_document
 
@@ -23,7 +25,6 @@ CATALOGUE_FILE = "attack.yml"
 # The catalogue as a STIX bundle, written by export_content; pySigma reads it.
 CATALOGUE_STIX_FILE = "attack-stix.json"
 DETECTIONS_DIR = "detections"
-DETECTION_FILE = "detection.yml"
 MAX_FILE_BYTES = 4 * 1024 * 1024
 
 
@@ -82,17 +83,29 @@ def read_content(root: Path) -> ContentBundle:
     issues: list[ContentIssue] = []
     if not root.is_dir():
         raise ContentError([ContentIssue(str(root), "", "content folder not found")])
+    resolved_root = root.resolve()
 
     catalogue = None
     catalogue_path = root / CATALOGUE_FILE
-    if catalogue_path.exists():
-        catalogue = _read_checked(catalogue_path, root, CATALOGUE_FIELDS, issues)
+    if catalogue_path.is_symlink() or catalogue_path.exists():
+        text = _read_text(catalogue_path, resolved_root, CATALOGUE_FILE, issues)
+        catalogue = _parse_checked(text, CATALOGUE_FILE, CATALOGUE_FIELDS, issues)
+        if catalogue is not None:
+            _add_issues(issues, CATALOGUE_FILE, catalogue_problems(catalogue))
 
     detections = []
     for path in sorted((root / DETECTIONS_DIR).glob(f"*/{DETECTION_FILE}")):
-        document = _read_checked(path, root, DETECTION_FIELDS, issues)
-        if document is not None:
-            detections.append(_read_detection(path, root, document, issues))
+        relative = path.relative_to(root).as_posix()
+        text = _read_text(path, resolved_root, relative, issues)
+        document = _parse_checked(text, relative, DETECTION_FIELDS, issues)
+        if document is None:
+            continue
+        problems = detection_problems(document, folder_name=path.parent.name)
+        _add_issues(issues, relative, problems)
+        if not problems:
+            detection = DetectionFile(relative, document)
+            _read_sigma_files(detection, text, path.parent, issues)
+            detections.append(detection)
 
     _check_unique(detections, issues)
     if issues:
@@ -100,9 +113,27 @@ def read_content(root: Path) -> ContentBundle:
     return ContentBundle(root=root, catalogue=catalogue, detections=detections)
 
 
-def _read_checked(path: Path, root: Path, spec: dict, issues: list[ContentIssue]) -> dict | None:
-    relative = path.relative_to(root).as_posix()
-    text = _read_text(path, relative, issues)
+def _add_issues(issues: list[ContentIssue], relative: str, problems) -> None:
+    issues.extend(ContentIssue(relative, where, message) for where, message in problems)
+
+
+def _read_text(path: Path, folder: Path, relative: str, issues: list[ContentIssue]) -> str | None:
+    """Read a UTF-8 file that resolves inside `folder`, or add an issue and return None."""
+    try:
+        data = read_inside(path, folder, MAX_FILE_BYTES)
+    except UnreadableFile as exc:
+        issues.append(ContentIssue(relative, "", str(exc)))
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        issues.append(ContentIssue(relative, "", f"not UTF-8 text: {exc}"))
+        return None
+
+
+def _parse_checked(
+    text: str | None, relative: str, spec: dict, issues: list[ContentIssue]
+) -> dict | None:
     if text is None:
         return None
     try:
@@ -111,7 +142,7 @@ def _read_checked(path: Path, root: Path, spec: dict, issues: list[ContentIssue]
         issues.append(ContentIssue(relative, "", f"invalid YAML: {exc}"))
         return None
     problems = check_mapping(document, spec)
-    issues.extend(ContentIssue(relative, where, message) for where, message in problems)
+    _add_issues(issues, relative, problems)
     if problems:
         return None
     if document["format_version"] != FORMAT_VERSION:
@@ -127,57 +158,59 @@ def _read_checked(path: Path, root: Path, spec: dict, issues: list[ContentIssue]
     return document
 
 
-def _read_text(path: Path, relative: str, issues: list[ContentIssue]) -> str | None:
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        issues.append(
-            ContentIssue(relative, "", f"file is {size} bytes; the limit is {MAX_FILE_BYTES}")
-        )
-        return None
-    try:
-        return path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        issues.append(ContentIssue(relative, "", f"not UTF-8 text: {exc}"))
-        return None
-
-
-def _read_detection(
-    path: Path, root: Path, document: dict, issues: list[ContentIssue]
-) -> DetectionFile:
-    relative = path.relative_to(root).as_posix()
-    digest = hashlib.sha256(path.read_bytes())
-    sigma_files = []
-    for index, name in enumerate(document.get("sigma_rules") or []):
+def _read_sigma_files(
+    detection: DetectionFile, text: str, folder: Path, issues: list[ContentIssue]
+) -> None:
+    """Read and parse the detection's Sigma files, and hash them with its detection.yml."""
+    digest = hashlib.sha256(text.encode("utf-8"))
+    first_index: dict[str, int] = {}
+    for index, name in enumerate(detection.document.get("sigma_rules") or []):
         where = f"sigma_rules[{index}]"
-        sigma = _read_sigma(path.parent, root, name, relative, where, issues)
-        if sigma is not None:
-            sigma_files.append(sigma)
-            digest.update(sigma.text.encode("utf-8"))
-    detection = DetectionFile(relative, document, sigma_files, digest.hexdigest())
+        sigma = _read_sigma(folder, name, detection.path, where, issues)
+        if sigma is None:
+            continue
+        first = first_index.setdefault(sigma.parsed.rule_id, index)
+        if first != index:
+            issues.append(
+                ContentIssue(
+                    detection.path,
+                    where,
+                    f"Sigma rule id {sigma.parsed.rule_id} is also the id of "
+                    f"sigma_rules[{first}]; each file needs its own rule id",
+                )
+            )
+            continue
+        detection.sigma_files.append(sigma)
+        digest.update(sigma.text.encode("utf-8"))
+    detection.source_hash = digest.hexdigest()
     _check_branch_rules(detection, issues)
-    return detection
 
 
 def _read_sigma(
-    folder: Path, root: Path, name: str, relative: str, where: str, issues: list[ContentIssue]
+    folder: Path, name: str, relative: str, where: str, issues: list[ContentIssue]
 ) -> SigmaFile | None:
-    rule_path = (folder / name).resolve()
-    if not rule_path.is_relative_to(folder.resolve()):
-        issues.append(ContentIssue(relative, where, f"{name!r} is outside the detection folder"))
+    # `name` has passed checks.sigma_path_problem: relative, with no ".." segments.
+    rule_relative = f"{PurePosixPath(relative).parent}/{name}"
+    # The detection folder resolves inside `root`, because its detection.yml did.
+    try:
+        data = read_inside(folder / name, folder.resolve(), MAX_FILE_BYTES)
+    except UnreadableFile as exc:
+        issues.append(ContentIssue(relative, where, f"Sigma file {rule_relative}: {exc}"))
         return None
-    if not rule_path.is_file():
-        issues.append(ContentIssue(relative, where, f"Sigma file {name!r} not found"))
-        return None
-    rule_relative = rule_path.relative_to(root.resolve()).as_posix()
-    text = _read_text(rule_path, rule_relative, issues)
-    if text is None:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        issues.append(ContentIssue(relative, where, f"{rule_relative}: not UTF-8 text: {exc}"))
         return None
     try:
         parsed = parse_rule(text, source=rule_relative)
     except SigmaRuleError as exc:
         issues.append(ContentIssue(relative, where, str(exc)))
         return None
-    return SigmaFile(name, text, parsed)
+    problems = sigma_storage_problems(parsed)
+    for message in problems:
+        issues.append(ContentIssue(relative, where, f"{rule_relative}: {message}"))
+    return None if problems else SigmaFile(name, text, parsed)
 
 
 def _check_branch_rules(detection: DetectionFile, issues: list[ContentIssue]) -> None:

@@ -3,135 +3,170 @@
 A specification maps each key of a YAML mapping to a `Field`. The checker walks a
 parsed document and reports every problem with its field path, such as
 `tests[2].telemetry[0].event_id`, so an author can find it in the file.
+
+Lengths, item counts and integer ranges follow the model columns the values are
+stored in, so content that passes the checker fits on SQLite and on PostgreSQL alike.
 """
 
-import datetime
-import re
-import uuid
 from dataclasses import dataclass
 from typing import Any
+
+from .values import join_path, json_problems, kind_name, scalar_problem
 
 LEVELS = ("informational", "low", "medium", "high", "critical")
 STATUSES = ("draft", "review", "published", "deprecated")
 EXPECTATIONS = ("fires", "silent")
-SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-ATTACK_TECHNIQUE_PATTERN = re.compile(r"^T\d{4}(?:\.\d{3})?$")
+
+# PositiveIntegerField is a 4-byte `integer` on PostgreSQL.
+MAX_INTEGER = 2**31 - 1
+# Rows of these lists get a PositiveSmallIntegerField position (at most 32,767); no
+# real detection comes near this many entries.
+MAX_ROWS = 1000
+# Django's URLField default max_length.
+MAX_URL_LENGTH = 200
+ATTACK_ID_LENGTH = 16
 
 
 @dataclass(frozen=True)
 class Field:
-    """One key of a mapping: its kind, whether it is required, and nested fields."""
+    """One key of a mapping: its kind, whether it is required, and its limits.
+
+    A "list" field contains mappings described by `fields`, or scalars described by
+    `item`. `max_length` is in characters, as the database column counts them.
+    """
 
     kind: str
     required: bool = False
     choices: tuple[str, ...] = ()
     fields: dict[str, "Field"] | None = None
+    item: "Field | None" = None
+    max_length: int | None = None
+    non_empty: bool = False
+    max_items: int | None = None
+    unique: bool = False
+    minimum: int = 0
+    maximum: int = MAX_INTEGER
 
 
-STRING_LIST = "list[str]"
+def list_of(item: Field, **options) -> Field:
+    """Return a Field for a list of scalars, each checked against `item`."""
+    return Field("list", item=item, **options)
+
+
+def text(max_length: int | None = None, *, required: bool = False) -> Field:
+    return Field("str", required=required, max_length=max_length)
+
+
+STRINGS = list_of(text())
+SLUGS = list_of(Field("slug", max_length=200), unique=True)
 
 TELEMETRY_FIELDS = {
-    "source": Field("str", required=True),
+    "source": text(100, required=True),
     "event_id": Field("int"),
-    "event_name": Field("str"),
-    "key_fields": Field("dict"),
-    "artifact_path": Field("str"),
-    "description": Field("str"),
+    "event_name": text(100),
+    "key_fields": Field("json_object"),
+    "artifact_path": text(500),
+    "description": text(),
 }
 
 TEST_FIELDS = {
-    "name": Field("str", required=True),
-    "description": Field("str"),
+    "name": text(300, required=True),
+    "description": text(),
     "atomic_guid": Field("uuid"),
     "platform": Field("choice", required=True, choices=("windows", "linux", "macos")),
-    "executor": Field("str"),
-    "executor_summary": Field("str"),
-    "expected_signal": Field("str", required=True),
+    "executor": text(50),
+    "executor_summary": text(),
+    "expected_signal": text(required=True),
     "expect": Field("choice", choices=EXPECTATIONS),
     "min_matches": Field("int"),
     "known_false_positive": Field("bool"),
-    "telemetry": Field("list", fields=TELEMETRY_FIELDS),
-    "recorded_events": Field("list[dict]"),
+    "telemetry": Field("list", fields=TELEMETRY_FIELDS, max_items=MAX_ROWS),
+    "recorded_events": Field("json_objects"),
 }
 
 BRANCH_FIELDS = {
-    "name": Field("str", required=True),
-    "description": Field("str"),
-    "log_source": Field("str", required=True),
+    "name": text(100, required=True),
+    "description": text(),
+    "log_source": text(100, required=True),
     "event_id": Field("int", required=True),
     "sigma_rule": Field("uuid"),
-    "dll_names": Field(STRING_LIST),
-    "excluded_processes": Field(STRING_LIST),
-    "excluded_paths": Field(STRING_LIST),
-    "processes": Field(STRING_LIST),
-    "command_line_markers": Field(STRING_LIST),
-    "file_extensions": Field(STRING_LIST),
-    "staging_paths": Field(STRING_LIST),
+    "dll_names": STRINGS,
+    "excluded_processes": STRINGS,
+    "excluded_paths": STRINGS,
+    "processes": STRINGS,
+    "command_line_markers": STRINGS,
+    "file_extensions": STRINGS,
+    "staging_paths": STRINGS,
 }
 
 QUERY_FIELDS = {
-    "platform": Field("str", required=True),
-    "language": Field("str", required=True),
-    "required_sourcetypes": Field(STRING_LIST),
-    "output_fields": Field(STRING_LIST),
-    "branch_field": Field("str"),
-    "text": Field("str", required=True),
-    "branches": Field("list", fields=BRANCH_FIELDS),
+    "platform": text(100, required=True),
+    "language": text(50, required=True),
+    "required_sourcetypes": STRINGS,
+    "output_fields": STRINGS,
+    "branch_field": text(100),
+    "text": text(required=True),
+    "branches": Field("list", fields=BRANCH_FIELDS, max_items=MAX_ROWS),
 }
 
 DETECTION_FIELDS = {
     "format_version": Field("int", required=True),
     "id": Field("uuid", required=True),
-    "slug": Field("slug", required=True),
-    "title": Field("str", required=True),
-    "platform": Field("str", required=True),
-    "query_language": Field("str", required=True),
+    "slug": Field("slug", required=True, max_length=200),
+    "title": text(300, required=True),
+    "platform": text(100, required=True),
+    "query_language": text(50, required=True),
     "status": Field("choice", required=True, choices=STATUSES),
-    "version": Field("int"),
+    # Detection.version defaults to 1, so 0 would load as 1 and export differently.
+    "version": Field("int", minimum=1),
     "severity": Field("choice", required=True, choices=LEVELS),
     "confidence": Field("choice", required=True, choices=LEVELS),
     "date_created": Field("date"),
     "date_modified": Field("date"),
-    "authors": Field(STRING_LIST),
-    "canonical_reference": Field("str"),
-    "references": Field(STRING_LIST),
+    "authors": STRINGS,
+    "canonical_reference": Field("url", max_length=MAX_URL_LENGTH),
+    "references": list_of(Field("url")),
     "attack": Field(
         "list",
         required=True,
+        non_empty=True,
+        max_items=MAX_ROWS,
         fields={
-            "tactic": Field("str", required=True),
+            "tactic": Field("tactic", required=True),
             "technique": Field("technique", required=True),
-            "subtechnique": Field("technique"),
+            "subtechnique": Field("subtechnique"),
         },
     ),
-    "description": Field("str", required=True),
+    "description": text(required=True),
     "libraries": Field(
         "list",
         fields={
-            "ecosystem": Field("str", required=True),
-            "names": Field(STRING_LIST, required=True),
-            "classes": Field(STRING_LIST),
+            "ecosystem": text(required=True),
+            "names": Field("list", required=True, item=text()),
+            "classes": STRINGS,
         },
     ),
-    "evaded_tools": Field(STRING_LIST),
-    "malware_families": Field(STRING_LIST),
-    "summary": Field("str"),
+    "evaded_tools": STRINGS,
+    "malware_families": STRINGS,
+    "summary": text(),
     "data_sources": Field(
         "list",
+        max_items=MAX_ROWS,
         fields={
-            "component": Field("str", required=True),
-            "log_source": Field("str", required=True),
+            "component": text(ATTACK_ID_LENGTH, required=True),
+            "log_source": text(100, required=True),
             "event_id": Field("int"),
-            "event_name": Field("str"),
+            "event_name": text(100),
         },
     ),
-    "queries": Field("list", fields=QUERY_FIELDS),
-    "sigma_rules": Field(STRING_LIST),
-    "false_positives": Field(STRING_LIST),
-    "tuning_notes": Field("str"),
-    "tests": Field("list", fields=TEST_FIELDS),
-    "related": Field(STRING_LIST),
-    "other_platforms": Field(STRING_LIST),
+    "queries": Field("list", fields=QUERY_FIELDS, max_items=MAX_ROWS),
+    # The path rules for Sigma files are in checks.sigma_path_problem.
+    "sigma_rules": list_of(text(200), unique=True, max_items=MAX_ROWS),
+    "false_positives": list_of(text(), max_items=MAX_ROWS),
+    "tuning_notes": text(),
+    "tests": Field("list", fields=TEST_FIELDS, max_items=MAX_ROWS),
+    "related": SLUGS,
+    "other_platforms": SLUGS,
 }
 
 CATALOGUE_FIELDS = {
@@ -140,31 +175,31 @@ CATALOGUE_FIELDS = {
         "list",
         required=True,
         fields={
-            "id": Field("str", required=True),
-            "name": Field("str", required=True),
-            "shortname": Field("slug", required=True),
-            "url": Field("str", required=True),
+            "id": Field("tactic", required=True),
+            "name": text(200, required=True),
+            "shortname": Field("slug", required=True, max_length=100),
+            "url": Field("url", required=True, max_length=MAX_URL_LENGTH),
         },
     ),
     "techniques": Field(
         "list",
         required=True,
         fields={
-            "id": Field("technique", required=True),
-            "name": Field("str", required=True),
-            "url": Field("str", required=True),
+            "id": Field("attack_technique", required=True),
+            "name": text(200, required=True),
+            "url": Field("url", required=True, max_length=MAX_URL_LENGTH),
             "parent": Field("technique"),
-            "tactics": Field(STRING_LIST),
+            "tactics": list_of(Field("tactic"), unique=True),
         },
     ),
     "data_components": Field(
         "list",
         fields={
-            "id": Field("str", required=True),
-            "name": Field("str", required=True),
-            "data_source": Field("str", required=True),
-            "data_source_id": Field("str", required=True),
-            "url": Field("str", required=True),
+            "id": text(ATTACK_ID_LENGTH, required=True),
+            "name": text(200, required=True),
+            "data_source": text(200, required=True),
+            "data_source_id": text(ATTACK_ID_LENGTH, required=True),
+            "url": Field("url", required=True, max_length=MAX_URL_LENGTH),
         },
     ),
 }
@@ -173,14 +208,14 @@ CATALOGUE_FIELDS = {
 def check_mapping(value: Any, spec: dict[str, Field], where: str = "") -> list[tuple[str, str]]:
     """Check a parsed mapping against a specification; return (field path, problem) pairs."""
     if not isinstance(value, dict):
-        return [(where or "(document)", f"must be a mapping, not {_kind_name(value)}")]
+        return [(where or "(document)", f"must be a mapping, not {kind_name(value)}")]
     problems = []
     for key in value:
         if key not in spec:
             known = ", ".join(spec)
-            problems.append((_join(where, str(key)), f"unknown field; known fields: {known}"))
+            problems.append((join_path(where, str(key)), f"unknown field; known fields: {known}"))
     for key, field in spec.items():
-        path = _join(where, key)
+        path = join_path(where, key)
         if key not in value or value[key] is None:
             if field.required:
                 problems.append((path, "missing required field"))
@@ -191,57 +226,45 @@ def check_mapping(value: Any, spec: dict[str, Field], where: str = "") -> list[t
 
 def _check_value(value: Any, field: Field, path: str) -> list[tuple[str, str]]:
     if field.kind == "list":
+        return _check_list(value, field, path)
+    if field.kind == "json_object":
+        if not isinstance(value, dict):
+            return [(path, f"must be a mapping, not {kind_name(value)}")]
+        return json_problems(value, path)
+    if field.kind == "json_objects":
         if not isinstance(value, list):
-            return [(path, f"must be a list, not {_kind_name(value)}")]
+            return [(path, f"must be a list of mappings, not {kind_name(value)}")]
         problems = []
         for index, item in enumerate(value):
-            problems.extend(check_mapping(item, field.fields or {}, f"{path}[{index}]"))
+            where = f"{path}[{index}]"
+            if isinstance(item, dict):
+                problems.extend(json_problems(item, where))
+            else:
+                problems.append((where, f"must be a mapping, not {kind_name(item)}"))
         return problems
-    problem = _scalar_problem(value, field)
+    problem = scalar_problem(value, field)
     return [(path, problem)] if problem else []
 
 
-def _scalar_problem(value: Any, field: Field) -> str | None:  # noqa: PLR0911
-    kind = field.kind
-    if kind == STRING_LIST:
-        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            return "must be a list of strings"
-        return None
-    if kind == "list[dict]":
-        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-            return "must be a list of mappings"
-        return None
-    if kind == "dict":
-        return None if isinstance(value, dict) else "must be a mapping"
-    if kind == "int":
-        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
-        return None if ok else f"must be a whole number of 0 or more, not {value!r}"
-    if kind == "bool":
-        return None if isinstance(value, bool) else f"must be true or false, not {value!r}"
-    if kind == "date":
-        ok = isinstance(value, datetime.date) and not isinstance(value, datetime.datetime)
-        return None if ok else f"must be a date written as YYYY-MM-DD, not {value!r}"
-    if not isinstance(value, str):
-        return f"must be a string, not {_kind_name(value)}"
-    if kind == "choice" and value not in field.choices:
-        return f"{value!r} is not one of: {', '.join(field.choices)}"
-    if kind == "slug" and not SLUG_PATTERN.match(value):
-        return f"{value!r} is not a slug (lowercase letters, digits and single hyphens)"
-    if kind == "technique" and not ATTACK_TECHNIQUE_PATTERN.match(value):
-        return f"{value!r} is not an ATT&CK technique id such as T1560 or T1560.002"
-    if kind == "uuid":
-        try:
-            uuid.UUID(value)
-        except ValueError:
-            return f"{value!r} is not a UUID"
-    return None
-
-
-def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
-
-
-def _kind_name(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string"}.get(
-        type(value), type(value).__name__
-    )
+def _check_list(value: Any, field: Field, path: str) -> list[tuple[str, str]]:
+    if not isinstance(value, list):
+        return [(path, f"must be a list, not {kind_name(value)}")]
+    if field.non_empty and not value:
+        return [(path, "must have at least one entry")]
+    if field.max_items is not None and len(value) > field.max_items:
+        return [(path, f"has {len(value)} entries; the maximum is {field.max_items}")]
+    problems = []
+    seen = set()
+    for index, item in enumerate(value):
+        where = f"{path}[{index}]"
+        if field.item is None:
+            problems.extend(check_mapping(item, field.fields or {}, where))
+            continue
+        problem = scalar_problem(item, field.item)
+        if problem:
+            problems.append((where, problem))
+        elif field.unique and item in seen:
+            problems.append((where, f"{item!r} is listed twice"))
+        else:
+            seen.add(item)
+    return problems

@@ -7,10 +7,13 @@ from importlib import metadata
 import yaml
 from sigma.backends.splunk import SplunkBackend
 from sigma.collection import SigmaCollection
+from sigma.conditions import ConditionItem, ConditionSelector
 from sigma.exceptions import SigmaError
 from sigma.pipelines.splunk import splunk_windows_pipeline
 from sigma.pipelines.sysmon import sysmon_pipeline
 from sigma.rule import SigmaRule
+
+from detections.content.yamlio import load_yaml
 
 # Sigma rules are small; anything this large is a mistake or an attack on the parser.
 MAX_RULE_BYTES = 256 * 1024
@@ -89,8 +92,35 @@ def _check_conditions(rule: SigmaRule, *, source: str) -> None:
     for condition in rule.detection.parsed_condition:
         try:
             _ = condition.parsed
-        except SigmaError as exc:
+            tree = condition.parse(postprocess=False)
+        except (SigmaError, ValueError, TypeError, AttributeError) as exc:
+            # A condition that is not a string, such as `condition: 5`, raises TypeError.
             raise SigmaRuleError(f"{source}: invalid condition: {exc}") from exc
+        except RecursionError as exc:
+            raise SigmaRuleError(
+                f"{source}: invalid condition: the condition is nested too deeply"
+            ) from exc
+        _check_selectors(tree, rule, source=source)
+
+
+def _check_selectors(tree: object, rule: SigmaRule, *, source: str) -> None:
+    """Reject `1 of x*` and `all of x*` where no detection identifier matches `x*`.
+
+    pySigma turns such a selector into an empty clause that backends drop, so a typo
+    in a filter name would silently remove the filter from the query.
+    """
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ConditionSelector):
+            if not node.resolve_referenced_detections(rule.detection):
+                names = ", ".join(rule.detection.detections) or "none"
+                raise SigmaRuleError(
+                    f"{source}: invalid condition: '{node.args[0]} of {node.pattern}' "
+                    f"matches no detection identifier (identifiers: {names})"
+                )
+        elif isinstance(node, ConditionItem):
+            pending.extend(node.args)
 
 
 def _load_rule(text: str, *, source: str) -> SigmaRule:
@@ -100,12 +130,17 @@ def _load_rule(text: str, *, source: str) -> SigmaRule:
             "split it or remove embedded data."
         )
     try:
-        document = yaml.safe_load(text)
+        document = load_yaml(text)
     except yaml.YAMLError as exc:
         raise SigmaRuleError(f"{source}: invalid YAML: {exc}") from exc
     if not isinstance(document, dict):
         raise SigmaRuleError(f"{source}: a Sigma rule must be a YAML mapping.")
     try:
         return SigmaRule.from_dict(document, collect_errors=True)
-    except SigmaError as exc:
+    except (SigmaError, ValueError, TypeError, AttributeError) as exc:
+        # pySigma 1.5 raises AttributeError for some values of the wrong type, such as
+        # `id: 5` or a field name that is not a string. ValueError and TypeError are
+        # caught as well, so any other such failure also becomes a message.
         raise SigmaRuleError(f"{source}: invalid Sigma rule: {exc}") from exc
+    except RecursionError as exc:
+        raise SigmaRuleError(f"{source}: invalid Sigma rule: nested too deeply") from exc

@@ -1,8 +1,8 @@
 from pathlib import Path
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
-from detections.content.exporter import content_export
+from detections.content.exporter import ExportError, content_export
 
 
 class Command(BaseCommand):
@@ -12,5 +12,8 @@ class Command(BaseCommand):
         parser.add_argument("directory", type=Path, help="Folder to write; created if missing.")
 
     def handle(self, *args, directory: Path, **options):
-        written = content_export(root=directory)
+        try:
+            written = content_export(root=directory)
+        except ExportError as exc:
+            raise CommandError(f"nothing was exported to {directory}: {exc}") from exc
         self.stdout.write(self.style.SUCCESS(f"{len(written)} files written to {directory}"))
