@@ -16,8 +16,10 @@ from sigma.exceptions import SigmaError
 from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaRule
 
+from detections.content.yamlio import load_yaml
+
 from .attack_data import use_shipped_attack_data
-from .fidelity import FidelityWarning, fidelity_warnings
+from .fidelity import LINE_BREAKS, FidelityWarning, fidelity_warnings
 
 
 class TargetUnavailable(Exception):
@@ -104,28 +106,93 @@ class TargetConverter:
         self.target = target
         self.versions = target_versions(target)
         backend_class = _import(target.backend, target)
-        pipeline = _merged_pipeline([_import(spec, target)() for spec in target.pipelines])
+        pipeline = _merged_pipeline([_pipeline_build(spec, target) for spec in target.pipelines])
         use_shipped_attack_data()
-        self.backend = backend_class(processing_pipeline=pipeline)
+        try:
+            self.backend = backend_class(processing_pipeline=pipeline)
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break other targets
+            raise TargetUnavailable(
+                f"{target.backend} cannot be set up for {target.label}: {type(exc).__name__}: {exc}"
+            ) from exc
 
-    def convert(self, rule: "LoadedRule") -> Conversion:
-        """Convert one rule; any exception from pySigma or the backend becomes `error`."""
+    def convert(
+        self, rule: "LoadedRule", *, propagate: tuple[type[BaseException], ...] = ()
+    ) -> Conversion:
+        """Convert one rule; any exception from pySigma or the backend becomes `error`.
+
+        Exceptions of the `propagate` types are raised instead, so a worker's soft time
+        limit (an Exception subclass raised wherever the backend happens to be) still
+        reaches the caller.
+        """
         started = time.perf_counter()
         conversion = Conversion()
+        sanitized: list[FidelityWarning] = []
         try:
-            collection = SigmaCollection([copy.deepcopy(rule.rule)])
+            converted_rule = copy.deepcopy(rule.rule)
+            if self.target.output_format == "savedsearches":
+                sanitized = savedsearches_metadata_sanitize(converted_rule)
+            collection = SigmaCollection([converted_rule])
             result = self.backend.convert(collection, self.target.output_format)
             conversion.query = format_output(result)
             if not conversion.query.strip():
                 conversion.error = "The backend produced no query for this rule."
+        except propagate:
+            raise
         except RecursionError:
             conversion.error = "The rule is nested too deeply for the backend (recursion limit)."
         except Exception as exc:  # noqa: BLE001 - backends raise any type; each becomes a message
             conversion.error = describe_error(exc)
         conversion.duration_ms = (time.perf_counter() - started) * 1000
         if conversion.succeeded:
-            conversion.warnings = fidelity_warnings(rule.rule, self.target.key, conversion.query)
+            conversion.warnings = sanitized + fidelity_warnings(
+                rule.rule, self.target.key, conversion.query
+            )
         return conversion
+
+
+def savedsearches_metadata_sanitize(rule: SigmaRule) -> list[FidelityWarning]:
+    """Neutralise rule metadata that would break a savedsearches.conf stanza, in place.
+
+    pysigma-backend-splunk 2.1.0 writes the title into the `[stanza]` line with only [ and ]
+    removed, and continues the description and the search (with the rule's `fields`) across
+    "\n" by ending each line with a backslash. A line break in the title or a line break
+    other than "\n" elsewhere would end a line early. A backslash at the end of the
+    description or of the last field would join the next line. Either way, text from the
+    rule could be read as a new key or stanza. Returns a `metadata_sanitized` warning naming
+    what was changed, or an empty list when nothing was.
+    """
+    changes = []
+    title = " ".join(rule.title.splitlines())
+    if title != rule.title:
+        rule.title = title
+        changes.append("line breaks in the title were replaced with spaces")
+    if rule.description:
+        description = rule.description.strip()
+        lines = "\n".join(description.splitlines())
+        if lines != description:
+            changes.append("line breaks other than \\n in the description were replaced with \\n")
+        trimmed = lines
+        while trimmed.endswith("\\"):
+            trimmed = trimmed.rstrip("\\").rstrip()
+        if trimmed != lines:
+            changes.append("the backslash at the end of the description was removed")
+        if trimmed != description:
+            rule.description = trimmed
+    if rule.fields:
+        fields = ["".join(" " if char in LINE_BREAKS else char for char in f) for f in rule.fields]
+        if fields != rule.fields:
+            changes.append("line breaks other than \\n in the fields were replaced with spaces")
+        if fields[-1].endswith("\\"):
+            fields[-1] = fields[-1].rstrip("\\")
+            changes.append("the backslash at the end of the last field was removed")
+        rule.fields = fields
+    if not changes:
+        return []
+    message = (
+        f"To keep the savedsearches.conf stanza intact, {'; '.join(changes)}. The output "
+        "differs from sigma-cli's in these places only."
+    )
+    return [FidelityWarning(code="metadata_sanitized", message=message)]
 
 
 @dataclass
@@ -138,7 +205,7 @@ class LoadedRule:
 def load_rule(text: str) -> LoadedRule:
     """Parse a rule for rendering; raise ValueError with the reason if it cannot be parsed."""
     try:
-        document = yaml.safe_load(text)
+        document = load_yaml(text)
         rule = SigmaRule.from_dict(document)
     except (yaml.YAMLError, SigmaError, TypeError, AttributeError) as exc:
         raise ValueError(f"the rule cannot be parsed: {exc}") from exc
@@ -177,6 +244,16 @@ def _import(spec: str, target: RenderTarget):
         return getattr(importlib.import_module(module_name), attribute)
     except Exception as exc:  # noqa: BLE001 - a broken plugin must not break other targets
         raise TargetUnavailable(f"{spec} cannot be imported for {target.label}: {exc}") from exc
+
+
+def _pipeline_build(spec: str, target: RenderTarget) -> ProcessingPipeline:
+    pipeline_function = _import(spec, target)
+    try:
+        return pipeline_function()
+    except Exception as exc:  # noqa: BLE001 - a broken plugin must not break other targets
+        raise TargetUnavailable(
+            f"{spec} failed to build its pipeline for {target.label}: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _merged_pipeline(pipelines: list[ProcessingPipeline]) -> ProcessingPipeline | None:
