@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-postgres install install-test browser-deps clean
+.PHONY: run test test-postgres install install-test browser-deps services clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,17 +22,20 @@ install-test: $(BIN)/python
 browser-deps:
 	@scripts/ensure-chromium
 
+services:
+	@scripts/ensure-redis
+
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py load_content
 	HOST=$(HOST) PORT=$(PORT) PYTHON=$(BIN)/python scripts/run-portal
 
-test: install-test browser-deps
+test: install-test browser-deps services
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The same suite against PostgreSQL; DATABASE_URL defaults to the local server.
-test-postgres: install-test browser-deps
+test-postgres: install-test browser-deps services
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/portal} \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import Error as DatabaseLayerError
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -28,9 +29,6 @@ from .pysigma.convert import (
 )
 
 logger = logging.getLogger(__name__)
-
-# Extra seconds past the hard time limit before a running render counts as abandoned.
-ABANDONED_MARGIN_SECONDS = 30
 
 
 def render_input_hash(rule_text: str, target: RenderTarget, versions: dict[str, str]) -> str:
@@ -50,12 +48,17 @@ def render_input_hash(rule_text: str, target: RenderTarget, versions: dict[str, 
 
 
 def renders_schedule(
-    *, rule_ids: Iterable[int], targets: list[str] | None = None, force: bool = False
+    *,
+    rule_ids: Iterable[int],
+    targets: list[str] | None = None,
+    force: bool = False,
+    enqueue: bool = True,
 ) -> list[int]:
     """Queue the renders whose input changed and send them to the workers after commit.
 
     A render with the same input hash as its last finished run is left alone unless
-    `force`. Returns the ids of the render rows that were queued.
+    `force`. With `enqueue=False` the rows are only queued, for a caller that runs
+    them itself. Returns the ids of the render rows that were queued.
     """
     selected = _selected_targets(targets)
     queued = []
@@ -66,7 +69,7 @@ def renders_schedule(
                 render_id = _render_schedule_one(rule, target, existing.get(target.key), force)
                 if render_id is not None:
                     queued.append(render_id)
-        if queued:
+        if queued and enqueue:
             transaction.on_commit(lambda: renders_enqueue(queued))
     return queued
 
@@ -111,7 +114,7 @@ def renders_enqueue(render_ids: list[int]) -> int:
     """Send render ids to the `render` queue in batches; return how many batches were sent.
 
     When the broker is unreachable the rows stay queued and are sent again when a
-    worker starts or `render_queries` runs.
+    worker starts or sweeps, or when `render_queries` runs.
     """
     from kombu.exceptions import OperationalError as BrokerError
 
@@ -153,13 +156,21 @@ def renders_run(
         if not _claim(render, task_id):
             continue
         try:
-            _render_one(render, targets, rules, converters)
+            _render_one(render, targets, rules, converters, timeout_errors)
         except timeout_errors:
             _finish(render, error=f"Timed out after {settings.RENDER_SOFT_TIME_LIMIT} s.")
             rest = [item.pk for item in pending[index + 1 :]]
             logger.warning("render %s timed out; %d renders sent again", render.pk, len(rest))
             renders_enqueue(rest)
             return
+        except DatabaseLayerError:
+            # A lost connection: the task retries, and the claim resumes this render.
+            raise
+        except Exception as exc:
+            # Any other error is this render's outcome. Left `running`, the render would
+            # wait for the abandoned cutoff and then fail as if its worker had died.
+            logger.exception("render %s for %s raised an error", render.pk, render.target)
+            _finish(render, error=f"Rendering failed with {type(exc).__name__}: {exc}")
         if progress:
             progress(render)
 
@@ -191,7 +202,13 @@ def _claim(render: Render, task_id: str) -> bool:
     return True
 
 
-def _render_one(render: Render, targets: dict, rules: dict, converters: dict) -> None:
+def _render_one(
+    render: Render,
+    targets: dict,
+    rules: dict,
+    converters: dict,
+    timeout_errors: tuple[type[BaseException], ...],
+) -> None:
     target = targets.get(render.target)
     if target is None:
         _finish(render, error=f"Target {render.target!r} is no longer configured.")
@@ -213,7 +230,7 @@ def _render_one(render: Render, targets: dict, rules: dict, converters: dict) ->
     if isinstance(loaded, str):
         _finish(render, error=loaded)
         return
-    conversion = converter.convert(loaded)
+    conversion = converter.convert(loaded, propagate=timeout_errors)
     _finish(
         render,
         query=conversion.query,
@@ -258,26 +275,52 @@ def _finish(
         logger.info("render %s for %s ended %s: %s", render.pk, render.target, final_status, error)
 
 
-def renders_recover() -> list[int]:
+def abandoned_after_seconds() -> int:
+    """Return the seconds after its claim at which a running render counts as abandoned.
+
+    By then the hard time limit has killed the task that claimed it, so only a dead
+    worker can have left it `running`.
+    """
+    margin = settings.RENDER_ABANDONED_MARGIN
+    return settings.RENDER_HARD_TIME_LIMIT + margin
+
+
+def renders_recover(*, sweep: bool = False) -> list[int]:
     """Re-send queued renders and renders abandoned by a dead worker; return their ids.
 
-    Runs when a worker starts and before `render_queries`, so nothing stays queued
-    or running forever, whether or not Celery beat runs.
+    Runs when a worker starts, periodically in every worker, and before
+    `render_queries`, so nothing stays queued or running forever, whether or not
+    Celery beat runs. A start sends every queued render again, because its message
+    may have been lost with the broker or with a killed worker. A periodic `sweep`
+    sends again only the renders queued before the abandoned cutoff, so renders
+    that are still waiting in a short queue are not sent twice.
     """
-    limit = settings.RENDER_HARD_TIME_LIMIT + ABANDONED_MARGIN_SECONDS
-    cutoff = timezone.now() - timedelta(seconds=limit)
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=abandoned_after_seconds())
     abandoned = Render.objects.filter(status=Render.Status.RUNNING, started_at__lt=cutoff)
     exhausted = abandoned.filter(attempts__gte=settings.RENDER_MAX_ATTEMPTS)
-    exhausted.update(
+    failed = exhausted.update(
         status=Render.Status.FAILED,
         error=(
             f"The worker stopped while rendering {settings.RENDER_MAX_ATTEMPTS} times "
             "(killed, out of memory or over the hard time limit); not retried."
         ),
-        finished_at=timezone.now(),
+        finished_at=now,
     )
-    abandoned.update(status=Render.Status.QUEUED, task_id="", queued_at=timezone.now())
-    queued = list(Render.objects.filter(status=Render.Status.QUEUED).values_list("pk", flat=True))
+    if failed:
+        logger.warning("%d abandoned renders failed after their last attempt", failed)
+    abandoned_ids = list(abandoned.values_list("pk", flat=True))
+    if abandoned_ids:
+        abandoned.filter(pk__in=abandoned_ids).update(
+            status=Render.Status.QUEUED, task_id="", queued_at=now
+        )
+        logger.warning("renders %s were abandoned by a worker; queued again", abandoned_ids)
+    queued_renders = Render.objects.filter(status=Render.Status.QUEUED)
+    if sweep:
+        queued_renders = queued_renders.filter(
+            Q(pk__in=abandoned_ids) | Q(queued_at__lt=cutoff) | Q(queued_at__isnull=True)
+        )
+    queued = list(queued_renders.values_list("pk", flat=True))
     if queued:
         logger.info("sending %d queued renders to the workers", len(queued))
         renders_enqueue(queued)

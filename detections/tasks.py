@@ -18,6 +18,10 @@ RETRY_ON = (DatabaseError, InterfaceError, BrokerError)
     name="detections.render_batch",
     acks_late=True,
     reject_on_worker_lost=True,
+    # By default Celery acknowledges a task killed at the hard time limit, which would
+    # leave its render `running`. Redelivered instead, the claim resumes the render and
+    # counts the attempt.
+    acks_on_timeout=False,
     soft_time_limit=settings.RENDER_SOFT_TIME_LIMIT,
     time_limit=settings.RENDER_HARD_TIME_LIMIT,
     autoretry_for=RETRY_ON,

@@ -16,13 +16,32 @@ logger = logging.getLogger(__name__)
 
 
 @worker_ready.connect
-def recover_renders(**kwargs) -> None:
-    """Send renders left queued or abandoned by a dead worker to the queues again."""
+def recover_renders(sender=None, **kwargs) -> None:
+    """Send renders left queued or abandoned by a dead worker to the queues again.
+
+    Runs when the worker starts and then periodically on the worker's timer: a render
+    abandoned by a worker that was killed and restarted at once only counts as
+    abandoned after the cutoff, which may be after this start.
+    """
+    from detections.rendering import abandoned_after_seconds
+
+    _recover(sweep=False)
+    timer = getattr(sender, "timer", None)
+    if timer is not None:
+        timer.call_repeatedly(abandoned_after_seconds(), _recover, kwargs={"sweep": True})
+
+
+def _recover(*, sweep: bool) -> None:
+    from django.db import connections
+
     from detections.rendering import renders_recover
 
     try:
-        renders_recover()
+        renders_recover(sweep=sweep)
     except Exception:
         # A worker that cannot reach the database still serves other tasks; the next
-        # worker start or render_queries run recovers the renders.
-        logger.exception("recovering queued renders failed at worker start")
+        # sweep, worker start or render_queries run recovers the renders.
+        logger.exception("recovering queued renders failed (sweep=%s)", sweep)
+    finally:
+        # The worker's main process renders nothing, so it keeps no connection open.
+        connections.close_all()

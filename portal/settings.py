@@ -179,6 +179,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Detection.severity and .confidence share one choice set, and Detection.status and
+    # Render.status would otherwise both be named StatusEnum.
+    "ENUM_NAME_OVERRIDES": {
+        "LevelEnum": "detections.models.Detection.Level",
+        "DetectionStatusEnum": "detections.models.Detection.Status",
+        "RenderStatusEnum": "detections.models.Render.Status",
+    },
 }
 
 if PRODUCTION:
@@ -354,14 +361,17 @@ RENDER_TARGETS = {
     ),
 }
 
-# Seconds a render task may run: at the soft limit the current render is failed
-# with a timeout and the rest of its batch is queued again; at the hard limit the
-# worker process is killed and the batch is redelivered.
+# Seconds a render task may run. At the soft limit the current render fails with a
+# timeout and the rest of its batch is queued again. At the hard limit the worker
+# process is killed and the batch is redelivered.
 RENDER_SOFT_TIME_LIMIT = int(os.environ.get("RENDER_SOFT_TIME_LIMIT", "120"))
 RENDER_HARD_TIME_LIMIT = int(os.environ.get("RENDER_HARD_TIME_LIMIT", "150"))
 RENDER_BATCH_SIZE = int(os.environ.get("RENDER_BATCH_SIZE", "25"))
 # A render whose worker died this many times is failed instead of retried.
 RENDER_MAX_ATTEMPTS = 3
+# Seconds past the hard limit before a running render counts as abandoned by a dead
+# worker, allowing for clock differences between workers.
+RENDER_ABANDONED_MARGIN = int(os.environ.get("RENDER_ABANDONED_MARGIN", "30"))
 
 # pySigma's ATT&CK lookups read this STIX file instead of downloading MITRE's data.
 SIGMA_ATTACK_STIX_FILE = Path(

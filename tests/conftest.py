@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -16,3 +17,22 @@ def seed_detection(db) -> Detection:
     """The shipped T1560.002 detection, loaded from the repository's content folder."""
     call_command("load_content", str(CONTENT_DIR), verbosity=0)
     return Detection.objects.get(slug=SEED_SLUG)
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -> None:
+    """Give each PostgreSQL test run its own database, so parallel runs cannot collide."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if "postgresql" in database["ENGINE"]:
+        database.setdefault("TEST", {})["NAME"] = f"test_{database['NAME']}_{os.getpid()}"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def celery_memory_broker() -> None:
+    """Keep messages that in-process tests publish in memory, not in the repository's var/."""
+    from portal.celery import app
+
+    app.conf.broker_url = "memory://"
+    app.conf.broker_transport_options = {}

@@ -1,10 +1,10 @@
-import sys
 import time
 import uuid
 
 from django.core.management.base import BaseCommand, CommandError
 
 from detections.models import Detection, Render, SigmaRule
+from detections.pysigma.convert import render_targets
 from detections.rendering import renders_recover, renders_run, renders_schedule
 
 
@@ -40,19 +40,38 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, slugs, inline, force, targets, wait, **options):
+        self._check_targets(targets)
+        self._last_tenth = None
         rule_ids = self._rule_ids(slugs)
         if not inline:
             renders_recover()
-        try:
-            queued = renders_schedule(rule_ids=rule_ids, targets=targets, force=force)
-        except ValueError as exc:
-            raise CommandError(str(exc)) from exc
+        queued = renders_schedule(
+            rule_ids=rule_ids, targets=targets, force=force, enqueue=not inline
+        )
+        # Renders queued earlier, by load_content or a run whose broker was down, are
+        # part of this run too.
+        pending = sorted(set(queued) | set(self._queued_ids(rule_ids, targets)))
         self.stderr.write(f"{len(queued)} renders queued for {len(rule_ids)} Sigma rules")
         if inline:
-            self._run_inline(queued)
-        elif wait > 0:
-            self._wait(queued, wait)
+            self._run_inline(pending)
+        elif wait > 0 and pending:
+            self._wait(pending, wait)
         self._summary(rule_ids, targets)
+
+    def _check_targets(self, targets: list[str] | None) -> None:
+        configured = render_targets()
+        unknown = sorted(set(targets or []) - set(configured))
+        if unknown:
+            raise CommandError(
+                f"unknown render target: {', '.join(unknown)}; "
+                f"configured targets: {', '.join(configured)}"
+            )
+
+    def _queued_ids(self, rule_ids: list[int], targets: list[str] | None) -> list[int]:
+        renders = Render.objects.filter(sigma_rule_id__in=rule_ids, status=Render.Status.QUEUED)
+        if targets:
+            renders = renders.filter(target__in=targets)
+        return list(renders.values_list("pk", flat=True))
 
     def _rule_ids(self, slugs: list[str]) -> list[int]:
         detections = Detection.objects.all()
@@ -74,8 +93,7 @@ class Command(BaseCommand):
             self._progress(done, len(render_ids))
 
         renders_run(render_ids=render_ids, task_id=f"inline-{uuid.uuid4()}", progress=progress)
-        if render_ids:
-            self.stderr.write("")
+        self._progress_end()
 
     def _wait(self, render_ids: list[int], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -86,7 +104,7 @@ class Command(BaseCommand):
             time.sleep(0.5)
             remaining = pending.count()
         self._progress(len(render_ids) - remaining, len(render_ids))
-        self.stderr.write("")
+        self._progress_end()
         if remaining:
             self.stderr.write(
                 f"{remaining} renders still waiting after {timeout:.0f} s; is a worker "
@@ -94,11 +112,22 @@ class Command(BaseCommand):
             )
 
     def _progress(self, done: int, total: int) -> None:
-        width = 30
-        filled = width * done // total if total else width
-        line = f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} renders"
-        sys.stderr.write(line if sys.stderr.isatty() else "")
-        sys.stderr.flush()
+        """Redraw a progress bar on a terminal; elsewhere write a line every tenth."""
+        if self.stderr.isatty():
+            width = 30
+            filled = width * done // total if total else width
+            bar = f"[{'#' * filled}{'.' * (width - filled)}]"
+            self.stderr.write(f"\r{bar} {done}/{total} renders", ending="")
+            self.stderr.flush()
+            return
+        tenth = 10 * done // total if total else 10
+        if tenth != self._last_tenth:
+            self._last_tenth = tenth
+            self.stderr.write(f"{done}/{total} renders")
+
+    def _progress_end(self) -> None:
+        if self.stderr.isatty():
+            self.stderr.write("")
 
     def _summary(self, rule_ids: list[int], targets: list[str] | None) -> None:
         renders = Render.objects.filter(sigma_rule_id__in=rule_ids)
