@@ -1,4 +1,5 @@
-"""File downloads of a detection: authored queries, Sigma rules and a ZIP of all rules.
+"""File downloads of a detection: authored queries, Sigma rules, a ZIP of all rules and
+the queries rendered from the Sigma rules for each render target.
 
 Web views and API views both answer with these responses, so file names and
 content types are the same everywhere.
@@ -9,12 +10,15 @@ import re
 import zipfile
 from pathlib import PurePosixPath
 
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 
-from .models import Detection, Query, SigmaRule
+from .models import Detection, Query, Render, SigmaRule
+from .pysigma.convert import RenderTarget, render_targets
 
 SIGMA_CONTENT_TYPE = "application/yaml; charset=utf-8"
 SPL_CONTENT_TYPE = "text/plain; charset=utf-8"
+# Rendered queries are plain text in every target language, including savedsearches.conf.
+RENDER_CONTENT_TYPE = "text/plain; charset=utf-8"
 ZIP_CONTENT_TYPE = "application/zip"
 
 # A fixed timestamp keeps the archive identical for identical rules.
@@ -30,6 +34,80 @@ def sigma_filename(rule: SigmaRule) -> str:
     """Return the rule's file name, reduced to characters that are safe in a header."""
     name = re.sub(r"[^A-Za-z0-9._-]", "_", PurePosixPath(rule.filename).name)
     return name or f"{rule.rule_id}.yml"
+
+
+def render_filename(rule: SigmaRule, target: RenderTarget) -> str:
+    """Return `<rule file stem>.<target key>.<extension>`, e.g. `dll_load.splunk.spl`."""
+    stem = PurePosixPath(sigma_filename(rule)).stem or str(rule.rule_id)
+    return f"{stem}.{target.key}.{target.extension}"
+
+
+def render_target_filename(detection: Detection, target: RenderTarget) -> str:
+    return f"{detection.slug}.{target.key}.{target.extension}"
+
+
+def configured_target(key: str) -> RenderTarget:
+    """Return the render target `key` from settings.RENDER_TARGETS, or raise Http404."""
+    target = render_targets().get(key)
+    if target is None:
+        raise Http404(f"Unknown render target {key!r}.")
+    return target
+
+
+def rendered_render(detection: Detection, target: RenderTarget, rule_id) -> Render:
+    """Return one Sigma rule's render, or raise Http404 unless its status is rendered."""
+    render = (
+        Render.objects.filter(
+            sigma_rule__detection=detection, sigma_rule__rule_id=rule_id, target=target.key
+        )
+        .select_related("sigma_rule")
+        .first()
+    )
+    if render is None:
+        raise Http404(f"No render of Sigma rule {rule_id} for {target.label}.")
+    if render.status != Render.Status.RENDERED:
+        raise Http404(f"The render of Sigma rule {rule_id} for {target.label} is {render.status}.")
+    return render
+
+
+def target_renders(detection: Detection, target: RenderTarget) -> list[Render]:
+    """Return the detection's rendered queries for `target` in Sigma rule order.
+
+    Raises Http404 when no rule of the detection is rendered for the target.
+    """
+    renders = list(
+        Render.objects.filter(
+            sigma_rule__detection=detection, target=target.key, status=Render.Status.RENDERED
+        )
+        .select_related("sigma_rule")
+        .order_by("sigma_rule__position", "sigma_rule__pk")
+    )
+    if not renders:
+        raise Http404(f"No Sigma rule of {detection.slug} is rendered for {target.label}.")
+    return renders
+
+
+def render_response(render: Render, target: RenderTarget) -> HttpResponse:
+    """Send one rendered query byte for byte, as UTF-8."""
+    body = render.query.encode("utf-8")
+    return _attachment(body, RENDER_CONTENT_TYPE, render_filename(render.sigma_rule, target))
+
+
+def target_renders_bytes(renders: list[Render]) -> bytes:
+    """Join rendered queries with one blank line between them and a line end after the last.
+
+    Trailing line ends of each query are dropped first, so the separator is always
+    exactly one blank line.
+    """
+    queries = [render.query.rstrip("\r\n") for render in renders]
+    return ("\n\n".join(queries) + "\n").encode("utf-8")
+
+
+def target_renders_response(
+    detection: Detection, target: RenderTarget, renders: list[Render]
+) -> HttpResponse:
+    body = target_renders_bytes(renders)
+    return _attachment(body, RENDER_CONTENT_TYPE, render_target_filename(detection, target))
 
 
 def query_response(query: Query) -> HttpResponse:

@@ -20,6 +20,8 @@ from .models import (
     Technique,
 )
 
+SEARCH_MAX_LENGTH = 200
+
 
 class DetectionFilter(django_filters.FilterSet):
     """Query-string filters of the detection list, ordered by title, each detection once."""
@@ -28,6 +30,9 @@ class DetectionFilter(django_filters.FilterSet):
         method="filter_search",
         label="Search",
         help_text="Text in the title, description, summary, queries, Sigma rules or tuning notes.",
+        # SQLite rejects LIKE patterns past about 50,000 characters; a search this long
+        # is a mistake, so it gets a validation error instead of a server error.
+        max_length=SEARCH_MAX_LENGTH,
     )
     tactic = django_filters.CharFilter(
         method="filter_tactic", label="Tactic", help_text="ATT&CK tactic id, e.g. TA0009."

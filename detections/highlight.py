@@ -24,8 +24,14 @@ def highlight_code(text: str, language: str) -> SafeString:
     except ClassNotFound:
         lexer = get_lexer_by_name("text", **options)
     formatter = HtmlFormatter(cssclass=CSS_CLASS, wrapcode=True)
+    html = highlight(text, lexer, formatter)
+    if not text.endswith("\n"):
+        # HtmlFormatter ends the last line with a newline even where the text has none.
+        head, end_tags, tail = html.rpartition("\n</code></pre>")
+        if end_tags:
+            html = head + "</code></pre>" + tail
     # Pygments escapes every token, so its output is safe to insert as HTML.
-    return mark_safe(highlight(text, lexer, formatter))
+    return mark_safe(html)
 
 
 def pygments_stylesheet() -> str:

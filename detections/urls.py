@@ -24,4 +24,15 @@ urlpatterns = [
         name="sigma_download",
     ),
     path("detections/<slug:slug>/sigma.zip", views.sigma_zip_download, name="sigma_zip_download"),
+    # Target keys match the slug converter, and the extension must be the target's.
+    path(
+        "detections/<slug:slug>/renders/<slug:target>/<uuid:rule_id>.<str:ext>",
+        views.render_download,
+        name="render_download",
+    ),
+    path(
+        "detections/<slug:slug>/renders/<slug:target>.<str:ext>",
+        views.render_target_download,
+        name="render_target_download",
+    ),
 ]

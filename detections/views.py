@@ -4,10 +4,13 @@ Anonymous users see only published detections, on every page and download. Staff
 users see detections of every status.
 """
 
+from dataclasses import dataclass, field
+
 from django.core.paginator import Paginator
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_safe
 
 from . import downloads
@@ -19,7 +22,10 @@ from .models import (
     DetectionDataSource,
     DetectionTest,
     Query,
+    Render,
+    SigmaRule,
 )
+from .pysigma.convert import RenderTarget, render_targets
 from .selectors import visible_detections
 
 LIST_PAGE_SIZE = 50
@@ -30,6 +36,79 @@ MAPPINGS_PREFETCH = Prefetch(
 DATA_SOURCES_PREFETCH = Prefetch(
     "data_sources", queryset=DetectionDataSource.objects.select_related("component")
 )
+
+
+@dataclass
+class RenderRow:
+    """One Sigma rule on a target's tab, with its render if one was scheduled."""
+
+    slug: str
+    target: RenderTarget
+    rule: SigmaRule
+    render: Render | None
+
+    @property
+    def element_id(self) -> str:
+        return f"{self.target.key}-{self.rule.rule_id}"
+
+    @property
+    def download_url(self) -> str:
+        return reverse(
+            "detections:render_download",
+            args=[self.slug, self.target.key, self.rule.rule_id, self.target.extension],
+        )
+
+
+@dataclass
+class RenderTab:
+    """The renders of every Sigma rule of a detection for one target, in rule order."""
+
+    slug: str
+    target: RenderTarget
+    rows: list[RenderRow] = field(default_factory=list)
+
+    @property
+    def download_url(self) -> str:
+        return reverse(
+            "detections:render_target_download",
+            args=[self.slug, self.target.key, self.target.extension],
+        )
+
+    @property
+    def rendered_count(self) -> int:
+        return self._count(Render.Status.RENDERED)
+
+    @property
+    def problem_count(self) -> int:
+        """Number of rules whose render failed or whose target is unavailable."""
+        return self._count(Render.Status.FAILED, Render.Status.UNAVAILABLE)
+
+    @property
+    def pending_count(self) -> int:
+        return self._count(Render.Status.QUEUED, Render.Status.RUNNING)
+
+    def _count(self, *statuses: str) -> int:
+        return sum(1 for row in self.rows if row.render and row.render.status in statuses)
+
+
+def render_tabs(detection: Detection) -> list[RenderTab]:
+    """Return one tab per configured render target, in settings order.
+
+    Renders of targets no longer in settings.RENDER_TARGETS are left out.
+    """
+    rules = list(detection.sigma_rules.all())
+    renders = {
+        (item.sigma_rule_id, item.target): item
+        for item in Render.objects.filter(sigma_rule__in=rules)
+    }
+    tabs = []
+    for target in render_targets().values():
+        rows = [
+            RenderRow(detection.slug, target, rule, renders.get((rule.pk, target.key)))
+            for rule in rules
+        ]
+        tabs.append(RenderTab(detection.slug, target, rows))
+    return tabs
 
 
 @require_safe
@@ -53,8 +132,11 @@ def detection_list(request: HttpRequest) -> HttpResponse:
 def detection_detail(request: HttpRequest, slug: str) -> HttpResponse:
     detection = get_object_or_404(_detail_queryset(request.user), slug=slug)
     visible = visible_detections(request.user)
+    tabs = render_tabs(detection)
     context = {
         "detection": detection,
+        "render_tabs": tabs,
+        "pending_render_count": sum(tab.pending_count for tab in tabs),
         "related": visible.filter(pk__in=detection.related.values("pk")),
         "other_platforms": visible.filter(pk__in=detection.other_platforms.values("pk")),
     }
@@ -91,6 +173,33 @@ def sigma_zip_download(request: HttpRequest, slug: str) -> HttpResponse:
     if not detection.sigma_rules.exists():
         raise Http404("This detection has no Sigma rules.")
     return downloads.sigma_zip_response(detection)
+
+
+@require_safe
+def render_download(
+    request: HttpRequest, slug: str, target: str, rule_id, ext: str
+) -> HttpResponse:
+    """Send one Sigma rule's rendered query, or 404 unless its status is rendered."""
+    detection = get_object_or_404(visible_detections(request.user), slug=slug)
+    render_target = downloads.configured_target(target)
+    _check_extension(render_target, ext)
+    rendered = downloads.rendered_render(detection, render_target, rule_id)
+    return downloads.render_response(rendered, render_target)
+
+
+@require_safe
+def render_target_download(request: HttpRequest, slug: str, target: str, ext: str) -> HttpResponse:
+    """Send the rendered queries of all the detection's Sigma rules for one target."""
+    detection = get_object_or_404(visible_detections(request.user), slug=slug)
+    render_target = downloads.configured_target(target)
+    _check_extension(render_target, ext)
+    renders = downloads.target_renders(detection, render_target)
+    return downloads.target_renders_response(detection, render_target, renders)
+
+
+def _check_extension(target: RenderTarget, ext: str) -> None:
+    if ext != target.extension:
+        raise Http404(f"{target.label} queries are available as .{target.extension}, not .{ext}.")
 
 
 def _detail_queryset(user) -> QuerySet[Detection]:

@@ -1,9 +1,14 @@
-"""The detail page in headless Chromium: tabs switch and a Sigma rule downloads byte for byte."""
+"""The detail page in headless Chromium: tabs switch, and Sigma rules and rendered queries
+download byte for byte."""
 
+import io
 import os
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
+
+from detections.models import Render
 
 # Playwright's sync API runs an asyncio event loop in this thread, and Django raises
 # SynchronousOnlyOperation on database access from such a thread unless this is set.
@@ -93,3 +98,40 @@ def test_detail_without_javascript_shows_panels(
         expect(page.get_by_test_id("tab-sigma")).to_be_hidden()
     finally:
         context.close()
+
+
+def test_render_tab_shows_and_downloads_query(page, transactional_db, live_server, seed_detection):
+    # --force renders each rule even though loading the content already queued it.
+    call_command(
+        "render_queries", "--inline", "--force", stdout=io.StringIO(), stderr=io.StringIO()
+    )
+    render = (
+        Render.objects.filter(
+            sigma_rule__detection=seed_detection, target="splunk", status=Render.Status.RENDERED
+        )
+        .select_related("sigma_rule")
+        .order_by("sigma_rule__position")
+        .first()
+    )
+    rule_id = render.sigma_rule.rule_id
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    page.goto(live_server.url + seed_detection.get_absolute_url())
+
+    block = page.get_by_test_id(f"render-code-splunk-{rule_id}")
+    expect(block).to_be_hidden()
+    expect(page.get_by_test_id("render-status")).to_have_count(0)
+
+    page.get_by_role("tab", name="Splunk SPL", exact=True).click()
+    expect(block).to_be_visible()
+    expect(block.locator("pre")).to_have_text(render.query)
+    expect(page.get_by_test_id("query-code-0")).to_be_hidden()
+
+    block.get_by_role("button", name="Copy").click()
+    expect(block.get_by_role("status")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == render.query
+
+    with page.expect_download() as download_info:
+        page.get_by_test_id(f"download-render-splunk-{rule_id}").click()
+    download = download_info.value
+    assert download.suggested_filename.endswith(".splunk.spl")
+    assert Path(download.path()).read_bytes() == render.query.encode("utf-8")

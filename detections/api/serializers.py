@@ -1,10 +1,12 @@
 """Read serializers for the detection API: every stored fact, nested."""
 
+from django.contrib.auth.models import AnonymousUser
+from django.db.models import Count
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
-from detections.downloads import query_filename, sigma_filename
+from detections.downloads import query_filename, render_filename, sigma_filename
 from detections.models import (
     AttackMapping,
     DataComponent,
@@ -14,10 +16,13 @@ from detections.models import (
     DetectionTest,
     ExpectedTelemetry,
     Query,
+    Render,
     SigmaRule,
     Tactic,
     Technique,
 )
+from detections.pysigma.convert import RenderTarget
+from detections.selectors import visible_detections
 
 
 class TacticSerializer(serializers.ModelSerializer):
@@ -215,6 +220,93 @@ class DetectionListSerializer(serializers.ModelSerializer):
         return [source.component.label for source in detection.data_sources.all()]
 
 
+class RenderWarningSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class RenderSerializer(serializers.ModelSerializer):
+    """A Sigma rule rendered for one target, with what produced it."""
+
+    # The context must contain `targets`: the configured RenderTarget objects by key.
+    rule_id = serializers.UUIDField(source="sigma_rule.rule_id")
+    rule_title = serializers.CharField(source="sigma_rule.title")
+    target_label = serializers.SerializerMethodField(
+        help_text="The target's label, or its key if it is no longer configured."
+    )
+    warnings = RenderWarningSerializer(many=True)
+    versions = serializers.DictField(
+        child=serializers.CharField(), help_text="Installed version by Python package name."
+    )
+    pipelines = serializers.ListField(
+        child=serializers.CharField(), help_text="pySigma pipelines applied before the backend."
+    )
+    duration_ms = serializers.FloatField(
+        allow_null=True, help_text="Conversion time in milliseconds."
+    )
+    filename = serializers.SerializerMethodField(help_text="File name of the download.")
+    download_url = serializers.SerializerMethodField(
+        help_text="Set only when the status is `rendered`."
+    )
+
+    class Meta:
+        model = Render
+        fields = [
+            "rule_id",
+            "rule_title",
+            "target",
+            "target_label",
+            "status",
+            "query",
+            "warnings",
+            "error",
+            "pipelines",
+            "output_format",
+            "versions",
+            "duration_ms",
+            "finished_at",
+            "filename",
+            "download_url",
+        ]
+
+    def _target(self, render: Render) -> RenderTarget | None:
+        return self.context["targets"].get(render.target)
+
+    def get_target_label(self, render: Render) -> str:
+        target = self._target(render)
+        return target.label if target else render.target
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_filename(self, render: Render) -> str | None:
+        target = self._target(render)
+        return render_filename(render.sigma_rule, target) if target else None
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_download_url(self, render: Render) -> str | None:
+        if render.status != Render.Status.RENDERED or self._target(render) is None:
+            return None
+        return reverse(
+            "api:detection-render-download",
+            kwargs={
+                "slug": render.sigma_rule.detection.slug,
+                "target": render.target,
+                "rule_id": render.sigma_rule.rule_id,
+            },
+            request=self.context.get("request"),
+        )
+
+
+class RendersSummarySerializer(serializers.Serializer):
+    """Number of renders of a detection's Sigma rules in each status, over all targets."""
+
+    queued = serializers.IntegerField()
+    running = serializers.IntegerField()
+    rendered = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    unavailable = serializers.IntegerField()
+    total = serializers.IntegerField()
+
+
 class DetectionSerializer(DetectionListSerializer):
     attack = AttackMappingSerializer(source="mappings", many=True)
     data_sources = DataSourceSerializer(many=True)
@@ -224,9 +316,11 @@ class DetectionSerializer(DetectionListSerializer):
         many=True, read_only=True, slug_field="description"
     )
     tests = TestSerializer(many=True)
-    related = DetectionLinkSerializer(many=True)
-    other_platforms = DetectionLinkSerializer(many=True)
+    related = serializers.SerializerMethodField()
+    other_platforms = serializers.SerializerMethodField()
     sigma_zip_url = serializers.SerializerMethodField()
+    renders_summary = serializers.SerializerMethodField()
+    queries_url = serializers.SerializerMethodField()
     html_url = serializers.SerializerMethodField()
 
     class Meta(DetectionListSerializer.Meta):
@@ -247,6 +341,8 @@ class DetectionSerializer(DetectionListSerializer):
             "queries",
             "sigma_rules",
             "sigma_zip_url",
+            "renders_summary",
+            "queries_url",
             "false_positives",
             "tuning_notes",
             "tests",
@@ -254,9 +350,45 @@ class DetectionSerializer(DetectionListSerializer):
             "other_platforms",
         ]
 
+    @extend_schema_field(DetectionLinkSerializer(many=True))
+    def get_related(self, detection: Detection) -> list[dict]:
+        return self._visible_links(detection.related.all())
+
+    @extend_schema_field(DetectionLinkSerializer(many=True))
+    def get_other_platforms(self, detection: Detection) -> list[dict]:
+        return self._visible_links(detection.other_platforms.all())
+
+    def _visible_links(self, linked) -> list[dict]:
+        """Serialize linked detections, leaving out those the requesting user may not read."""
+        request = self.context.get("request")
+        user = request.user if request else AnonymousUser()
+        visible = visible_detections(user).filter(pk__in=[item.pk for item in linked])
+        return DetectionLinkSerializer(visible, many=True, context=self.context).data
+
     def get_sigma_zip_url(self, detection: Detection) -> str:
         return reverse(
             "api:detection-sigma-zip",
+            kwargs={"slug": detection.slug},
+            request=self.context.get("request"),
+        )
+
+    @extend_schema_field(RendersSummarySerializer)
+    def get_renders_summary(self, detection: Detection) -> dict[str, int]:
+        counts = dict.fromkeys(Render.Status.values, 0)
+        rows = (
+            Render.objects.filter(sigma_rule__detection=detection)
+            .values_list("status")
+            .annotate(count=Count("pk"))
+            .order_by()
+        )
+        for status, count in rows:
+            counts[status] = count
+        counts["total"] = sum(counts.values())
+        return counts
+
+    def get_queries_url(self, detection: Detection) -> str:
+        return reverse(
+            "api:detection-queries",
             kwargs={"slug": detection.slug},
             request=self.context.get("request"),
         )

@@ -8,17 +8,51 @@ from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import viewsets
+from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from detections import downloads
 from detections.filters import DetectionFilter
-from detections.models import Detection
+from detections.models import Detection, Render
+from detections.pysigma.convert import render_targets
 from detections.selectors import detection_queryset_for
 
-from .serializers import DetectionListSerializer, DetectionSerializer
+from .serializers import DetectionListSerializer, DetectionSerializer, RenderSerializer
 
 FILE_RESPONSE = OpenApiResponse(response=OpenApiTypes.BINARY, description="The file.")
+RENDER_FILE_RESPONSES = {
+    (200, "text/plain"): OpenApiResponse(
+        response=OpenApiTypes.STR,
+        description=(
+            "The query as UTF-8 text, sent as an attachment with the target's file extension."
+        ),
+    ),
+    404: OpenApiResponse(
+        description="Unknown detection, Sigma rule or render target, or nothing rendered."
+    ),
+}
+TARGET_PARAMETER = OpenApiParameter(
+    "target",
+    OpenApiTypes.STR,
+    OpenApiParameter.PATH,
+    description="Render target key from settings.RENDER_TARGETS, such as `splunk`.",
+)
+RULE_ID_PARAMETER = OpenApiParameter(
+    "rule_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The Sigma rule's `id`."
+)
+
+
+class RenderFilterSerializer(serializers.Serializer):
+    """Query parameters of the queries list. Target choices are read from settings per request."""
+
+    target = serializers.ChoiceField(choices=[], required=False)
+    status = serializers.MultipleChoiceField(choices=Render.Status.choices, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["target"].choices = list(render_targets())
 
 
 class DetectionViewSet(viewsets.ReadOnlyModelViewSet):
@@ -30,7 +64,9 @@ class DetectionViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = DetectionFilter
 
     def get_queryset(self) -> QuerySet[Detection]:
-        return detection_queryset_for(self.request.user, full=self.action != "list")
+        # Only the detail serializer reads the prefetched relations. The download and
+        # queries actions look up the detection alone.
+        return detection_queryset_for(self.request.user, full=self.action == "retrieve")
 
     def get_serializer_class(self):
         return DetectionListSerializer if self.action == "list" else DetectionSerializer
@@ -38,6 +74,9 @@ class DetectionViewSet(viewsets.ReadOnlyModelViewSet):
     def get_object(self) -> Detection:
         value = self.kwargs["slug"]
         queryset = self.get_queryset()
+        if "\x00" in value:
+            # PostgreSQL text cannot contain NUL, so such a lookup can match nothing.
+            raise Http404("No detection matches the given query.")
         try:
             detection = get_object_or_404(queryset, uuid=uuid.UUID(value))
         except ValueError:
@@ -86,3 +125,102 @@ class DetectionViewSet(viewsets.ReadOnlyModelViewSet):
     def sigma_zip(self, request, slug=None) -> HttpResponse:
         """Download every Sigma rule of the detection in one ZIP archive."""
         return downloads.sigma_zip_response(self.get_object())
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "target",
+                OpenApiTypes.STR,
+                enum=list(render_targets()),
+                description="Only renders for this target key.",
+            ),
+            OpenApiParameter(
+                "status",
+                OpenApiTypes.STR,
+                enum=Render.Status.values,
+                many=True,
+                explode=True,
+                description="Only renders in these statuses. Repeat the parameter for several.",
+            ),
+        ],
+        responses={
+            200: RenderSerializer(many=True),
+            400: OpenApiResponse(description="Invalid filter."),
+        },
+    )
+    @action(detail=True, url_path="queries", filter_backends=[], pagination_class=None)
+    def queries(self, request: Request, slug=None) -> Response:
+        """List the detection's Sigma rules rendered for each target, in rule and settings order.
+
+        Every render is listed whatever its status. `query` is set only when the
+        status is `rendered`, and `error` when it is `failed` or `unavailable`.
+        """
+        detection = self.get_object()
+        filters = RenderFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        targets = render_targets()
+        renders = Render.objects.filter(sigma_rule__detection=detection).select_related(
+            "sigma_rule__detection"
+        )
+        if "target" in filters.validated_data:
+            renders = renders.filter(target=filters.validated_data["target"])
+        if filters.validated_data.get("status"):
+            renders = renders.filter(status__in=filters.validated_data["status"])
+        target_order = {key: index for index, key in enumerate(targets)}
+        ordered = sorted(
+            renders,
+            key=lambda render: (
+                render.sigma_rule.position,
+                render.sigma_rule_id,
+                target_order.get(render.target, len(target_order)),
+                render.target,
+            ),
+        )
+        context = {**self.get_serializer_context(), "targets": targets}
+        return Response(RenderSerializer(ordered, many=True, context=context).data)
+
+    @extend_schema(
+        operation_id="v1_detections_queries_rule_download",
+        parameters=[TARGET_PARAMETER, RULE_ID_PARAMETER],
+        responses=RENDER_FILE_RESPONSES,
+    )
+    @action(
+        detail=True,
+        url_path=r"queries/(?P<target>[A-Za-z0-9_-]+)/(?P<rule_id>[0-9a-fA-F-]{36})/download",
+        url_name="render-download",
+    )
+    def render_download(self, request, slug=None, target=None, rule_id=None) -> HttpResponse:
+        """Download one Sigma rule's query rendered for a target, with the target's extension.
+
+        Returns 404 unless the render's status is `rendered`.
+        """
+        detection = self.get_object()
+        render_target = downloads.configured_target(target)
+        try:
+            parsed_rule_id = uuid.UUID(rule_id)
+        except ValueError as exc:
+            raise Http404("Not a Sigma rule id.") from exc
+        render = downloads.rendered_render(detection, render_target, parsed_rule_id)
+        return downloads.render_response(render, render_target)
+
+    @extend_schema(
+        operation_id="v1_detections_queries_target_download",
+        parameters=[TARGET_PARAMETER],
+        responses=RENDER_FILE_RESPONSES,
+    )
+    @action(
+        detail=True,
+        url_path=r"queries/(?P<target>[A-Za-z0-9_-]+)/download",
+        url_name="render-target-download",
+    )
+    def render_target_download(self, request, slug=None, target=None) -> HttpResponse:
+        """Download the queries of all the detection's Sigma rules rendered for a target.
+
+        The queries follow the rule order, separated by a blank line. Rules whose
+        render is not `rendered` are left out, and the response is 404 when no rule is
+        rendered.
+        """
+        detection = self.get_object()
+        render_target = downloads.configured_target(target)
+        renders = downloads.target_renders(detection, render_target)
+        return downloads.target_renders_response(detection, render_target, renders)
