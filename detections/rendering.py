@@ -250,6 +250,10 @@ def _load(rule_pk: int) -> LoadedRule | str:
         return f"The Sigma rule cannot be parsed: {exc}"
 
 
+# Backend messages can list hundreds of field names; the start says what went wrong.
+MAX_ERROR_CHARS = 2000
+
+
 def _finish(
     render: Render,
     *,
@@ -261,6 +265,8 @@ def _finish(
 ) -> None:
     """Store a render's outcome unless it was queued again meanwhile."""
     final_status = status or (Render.Status.FAILED if error else Render.Status.RENDERED)
+    if len(error) > MAX_ERROR_CHARS:
+        error = error[:MAX_ERROR_CHARS] + " [truncated]"
     Render.objects.filter(
         pk=render.pk, status=Render.Status.RUNNING, task_id=render.task_id
     ).update(
@@ -272,7 +278,10 @@ def _finish(
         finished_at=timezone.now(),
     )
     if error:
-        logger.info("render %s for %s ended %s: %s", render.pk, render.target, final_status, error)
+        first_line = error.splitlines()[0]
+        logger.info(
+            "render %s for %s ended %s: %s", render.pk, render.target, final_status, first_line
+        )
 
 
 def abandoned_after_seconds() -> int:
@@ -322,6 +331,9 @@ def renders_recover(*, sweep: bool = False) -> list[int]:
         )
     queued = list(queued_renders.values_list("pk", flat=True))
     if queued:
+        # A new queued_at makes the next sweep wait a full cutoff before sending these
+        # again, so a long backlog still waiting in the broker is not re-sent each time.
+        Render.objects.filter(pk__in=queued, status=Render.Status.QUEUED).update(queued_at=now)
         logger.info("sending %d queued renders to the workers", len(queued))
         renders_enqueue(queued)
     return queued

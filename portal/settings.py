@@ -366,7 +366,7 @@ RENDER_TARGETS = {
 # process is killed and the batch is redelivered.
 RENDER_SOFT_TIME_LIMIT = int(os.environ.get("RENDER_SOFT_TIME_LIMIT", "120"))
 RENDER_HARD_TIME_LIMIT = int(os.environ.get("RENDER_HARD_TIME_LIMIT", "150"))
-RENDER_BATCH_SIZE = int(os.environ.get("RENDER_BATCH_SIZE", "25"))
+RENDER_BATCH_SIZE = int(os.environ.get("RENDER_BATCH_SIZE", "100"))
 # A render whose worker died this many times is failed instead of retried.
 RENDER_MAX_ATTEMPTS = 3
 # Seconds past the hard limit before a running render counts as abandoned by a dead

@@ -110,6 +110,13 @@ class TargetConverter:
         use_shipped_attack_data()
         try:
             self.backend = backend_class(processing_pipeline=pipeline)
+            # Backends keep their built-in pipeline in a class attribute that every
+            # instance shares, and some pipelines keep state between rules (the
+            # SentinelOne PowerQuery one appends each error to the next rule's). A
+            # copy per converter keeps that state inside one batch.
+            shared = getattr(backend_class, "backend_processing_pipeline", None)
+            if shared is not None:
+                self.backend.backend_processing_pipeline = copy.deepcopy(shared)
         except Exception as exc:  # noqa: BLE001 - a broken plugin must not break other targets
             raise TargetUnavailable(
                 f"{target.backend} cannot be set up for {target.label}: {type(exc).__name__}: {exc}"
