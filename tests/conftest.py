@@ -36,3 +36,22 @@ def celery_memory_broker() -> None:
 
     app.conf.broker_url = "memory://"
     app.conf.broker_transport_options = {}
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """Close stray PostgreSQL sessions before the test database is dropped.
+
+    Live-server threads can leave a connection open, and PostgreSQL refuses to drop
+    a database that has sessions, which would leave the test database behind.
+    """
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
