@@ -189,7 +189,7 @@ def _claim(render: Render, task_id: str) -> bool:
     )
     if not updated:
         return False
-    render.refresh_from_db()
+    render.refresh_from_db(fields=["attempts", "status", "task_id", "started_at"])
     if render.attempts > settings.RENDER_MAX_ATTEMPTS:
         _finish(
             render,
