@@ -4,6 +4,7 @@ Anonymous users see only published detections, on every page and download. Staff
 users see detections of every status.
 """
 
+import uuid
 from dataclasses import dataclass, field
 
 from django.core.paginator import Paginator
@@ -130,7 +131,9 @@ def detection_list(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 def detection_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    detection = get_object_or_404(_detail_queryset(request.user), slug=slug)
+    detection = _detail_queryset(request.user).filter(slug=slug).first()
+    if detection is None:
+        return _redirect_uuid_spelling(request, slug)
     visible = visible_detections(request.user)
     tabs = render_tabs(detection)
     context = {
@@ -141,6 +144,15 @@ def detection_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "other_platforms": visible.filter(pk__in=detection.other_platforms.values("pk")),
     }
     return render(request, "detections/detection_detail.html", context)
+
+
+def _redirect_uuid_spelling(request: HttpRequest, value: str) -> HttpResponse:
+    """Redirect an uppercase or unhyphenated UUID to the slug URL, as the API accepts them."""
+    try:
+        detection_uuid = uuid.UUID(value)
+    except ValueError as exc:
+        raise Http404("No detection matches this slug.") from exc
+    return detection_detail_by_uuid(request, detection_uuid)
 
 
 @require_safe

@@ -528,3 +528,13 @@ def test_downloads_hide_draft_from_anonymous(client, seed_detection):
 def test_downloads_serve_draft_to_staff(admin_client, seed_detection):
     Detection.objects.filter(pk=seed_detection.pk).update(status=Detection.Status.DRAFT)
     assert admin_client.get(query_download_url(seed_detection)).status_code == 200
+
+
+@pytest.mark.parametrize("spelling", [str.upper, lambda value: value.replace("-", "")])
+def test_detail_redirects_other_uuid_spellings(client, seed_detection, spelling):
+    url = f"/detections/{spelling(str(seed_detection.uuid))}/"
+
+    response = client.get(url)
+
+    assert response.status_code == 302
+    assert response["Location"] == seed_detection.get_absolute_url()
