@@ -61,28 +61,64 @@ def renders_schedule(
     them itself. Returns the ids of the render rows that were queued.
     """
     selected = _selected_targets(targets)
-    queued = []
+    ids = list(rule_ids)
+    changed: list[Render] = []
     with transaction.atomic():
-        for rule in SigmaRule.objects.filter(pk__in=list(rule_ids)).only("pk", "yaml_text"):
-            existing = {render.target: render for render in rule.renders.all()}
-            for target in selected.values():
-                render_id = _render_schedule_one(rule, target, existing.get(target.key), force)
-                if render_id is not None:
-                    queued.append(render_id)
+        for start in range(0, len(ids), SCHEDULE_CHUNK):
+            rules = (
+                SigmaRule.objects.filter(pk__in=ids[start : start + SCHEDULE_CHUNK])
+                .only("pk", "yaml_text")
+                .prefetch_related("renders")
+            )
+            for rule in rules:
+                existing = {render.target: render for render in rule.renders.all()}
+                for target in selected.values():
+                    render = _render_prepare(rule, target, existing.get(target.key), force)
+                    if render is not None:
+                        changed.append(render)
+        _renders_save(changed)
+        queued = [render.pk for render in changed if render.status == Render.Status.QUEUED]
         if queued and enqueue:
             transaction.on_commit(lambda: renders_enqueue(queued))
     return queued
 
 
-def _render_schedule_one(
+# Rules read per query while scheduling; keeps IN lists well under SQLite's
+# limit on query parameters.
+SCHEDULE_CHUNK = 500
+
+SCHEDULED_FIELDS = [
+    "status",
+    "input_hash",
+    "versions",
+    "pipelines",
+    "output_format",
+    "queued_at",
+    "attempts",
+    "task_id",
+    "error",
+    "query",
+    "warnings",
+    "finished_at",
+]
+
+
+def _renders_save(renders: list[Render]) -> None:
+    """Write scheduled renders in bulk: one INSERT or UPDATE per few hundred rows."""
+    Render.objects.bulk_create([render for render in renders if render.pk is None], 500)
+    existing = [render for render in renders if render.pk is not None]
+    Render.objects.bulk_update(existing, SCHEDULED_FIELDS, batch_size=500)
+
+
+def _render_prepare(
     rule: SigmaRule, target: RenderTarget, render: Render | None, force: bool
-) -> int | None:
+) -> Render | None:
+    """Return the render set up to be queued or marked unavailable, or None if unchanged."""
     render = render or Render(sigma_rule=rule, target=target.key)
     try:
         versions = target_versions(target)
     except TargetUnavailable as exc:
-        _mark_unavailable(render, target, str(exc))
-        return None
+        return _mark_unavailable(render, target, str(exc))
     input_hash = render_input_hash(rule.yaml_text, target, versions)
     if render.pk and render.input_hash == input_hash and not force:
         return None
@@ -94,11 +130,12 @@ def _render_schedule_one(
     render.queued_at = timezone.now()
     render.attempts = 0
     render.task_id = ""
-    render.save()
-    return render.pk
+    return render
 
 
-def _mark_unavailable(render: Render, target: RenderTarget, reason: str) -> None:
+def _mark_unavailable(render: Render, target: RenderTarget, reason: str) -> Render | None:
+    if render.pk and render.status == Render.Status.UNAVAILABLE and render.error == reason:
+        return None
     render.status = Render.Status.UNAVAILABLE
     render.error = reason
     render.query = ""
@@ -107,7 +144,7 @@ def _mark_unavailable(render: Render, target: RenderTarget, reason: str) -> None
     render.pipelines = target.pipeline_names
     render.output_format = target.output_format
     render.finished_at = timezone.now()
-    render.save()
+    return render
 
 
 def renders_enqueue(render_ids: list[int]) -> int:
