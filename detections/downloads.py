@@ -1,8 +1,8 @@
 """File downloads of a detection: authored queries, Sigma rules, a ZIP of all rules and
 the queries rendered from the Sigma rules for each render target.
 
-Web views and API views both answer with these responses, so file names and
-content types are the same everywhere.
+Web views and API views both return these responses, so file names and content
+types are the same everywhere.
 """
 
 import io

@@ -30,8 +30,8 @@ class DetectionFilter(django_filters.FilterSet):
         method="filter_search",
         label="Search",
         help_text="Text in the title, description, summary, queries, Sigma rules or tuning notes.",
-        # SQLite rejects LIKE patterns past about 50,000 characters; a search this long
-        # is a mistake, so it gets a validation error instead of a server error.
+        # SQLite rejects LIKE patterns longer than 50,000 bytes by default. A search
+        # this long is a mistake, so it gets a validation error, not a server error.
         max_length=SEARCH_MAX_LENGTH,
     )
     tactic = django_filters.CharFilter(

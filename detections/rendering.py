@@ -287,7 +287,7 @@ def _load(rule_pk: int) -> LoadedRule | str:
         return f"The Sigma rule cannot be parsed: {exc}"
 
 
-# Backend messages can list hundreds of field names; the start says what went wrong.
+# Backend messages can list hundreds of field names, and their start names the problem.
 MAX_ERROR_CHARS = 2000
 
 

@@ -1,8 +1,8 @@
 """Turning stored detections back into content documents, in the field order of the format.
 
-`load_content` and `export_content` meet here: a loaded detection, exported,
-gives the same document, and the fingerprint of that document tells whether a
-detection was edited in the portal since it was loaded.
+`load_content` and `export_content` share these documents. A loaded detection,
+exported, gives the same document, and the fingerprint of that document shows
+whether a detection was edited in the portal since it was loaded.
 """
 
 import hashlib
@@ -204,7 +204,7 @@ def _sorted_keys(value):
     """Sort the keys of free-form mappings, at every level.
 
     PostgreSQL's jsonb does not keep key order, so the order a file was written in
-    cannot survive a load; sorted keys make the export the same on every database.
+    cannot survive a load. Sorted keys make the export the same on every database.
     """
     if isinstance(value, dict):
         return {key: _sorted_keys(value[key]) for key in sorted(value)}

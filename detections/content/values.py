@@ -60,10 +60,10 @@ def scalar_problem(value: Any, field: "Field") -> str | None:  # noqa: PLR0911
 
 def _int_problem(value: Any, field: "Field") -> str | None:
     if not isinstance(value, int) or isinstance(value, bool):
-        return f"must be a whole number, not {_shown(value)}"
+        return f"must be a whole number, not {_preview(value)}"
     if not field.minimum <= value <= field.maximum:
         return (
-            f"must be a whole number from {field.minimum} to {field.maximum}, not {_shown(value)}"
+            f"must be a whole number from {field.minimum} to {field.maximum}, not {_preview(value)}"
         )
     return None
 
@@ -194,9 +194,9 @@ def _json_scalar_problem(value: Any) -> str | None:
     )
 
 
-def _shown(value: Any) -> str:
-    shown = repr(value)
-    return shown if len(shown) <= 40 else f"{shown[:40]}... ({len(shown)} characters)"
+def _preview(value: Any) -> str:
+    preview = repr(value)
+    return preview if len(preview) <= 40 else f"{preview[:40]}... ({len(preview)} characters)"
 
 
 def join_path(where: str, key: str) -> str:

@@ -53,9 +53,9 @@ class StrictSafeLoader(yaml.SafeLoader):
             return super().construct_object(node, deep=deep)
         except (ValueError, OverflowError, TypeError) as exc:
             value = node.value if isinstance(node.value, str) else ""
-            shown = value if len(value) <= 40 else value[:40] + "..."
+            preview = value if len(value) <= 40 else value[:40] + "..."
             raise ConstructorError(
-                None, None, f"invalid value {shown!r}: {exc}", node.start_mark
+                None, None, f"invalid value {preview!r}: {exc}", node.start_mark
             ) from exc
 
     def construct_mapping(self, node, deep=False):

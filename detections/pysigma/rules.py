@@ -70,7 +70,7 @@ def convert_to_splunk(text: str, *, source: str) -> list[str]:
     """Convert a rule to SPL with the Splunk backend.
 
     Windows rules go through the Sysmon and Splunk Windows pipelines, which add the
-    event code and source; other rules use the backend's field names as written.
+    event code and source. Other rules use the backend's field names as written.
     """
     rule = _load_rule(text, source=source)
     pipeline = None
