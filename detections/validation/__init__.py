@@ -1,0 +1,1 @@
+"""Validation of detections against recorded attack events."""
