@@ -361,3 +361,93 @@ class Render(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sigma_rule_id} for {self.target}: {self.status}"
+
+
+class ValidationRun(models.Model):
+    """One run of a detection's tests on an engine, kept as history."""
+
+    class Engine(models.TextChoices):
+        EMBEDDED = "embedded"
+        SPLUNK = "splunk"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        PASSED = "passed"
+        FAILED = "failed"
+        ERROR = "error"
+
+    class Trigger(models.TextChoices):
+        COMMAND = "command"
+        WEB = "web"
+        API = "api"
+        SCHEDULE = "schedule"
+        CONTENT = "content"
+
+    TERMINAL = (Status.PASSED, Status.FAILED, Status.ERROR)
+
+    detection = models.ForeignKey(Detection, on_delete=models.CASCADE, related_name="validation_runs")
+    engine = models.CharField(max_length=16, choices=Engine.choices, default=Engine.EMBEDDED)
+    target = models.CharField(max_length=64, help_text="What ran: the render target or Splunk host.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.COMMAND)
+    requested_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The exact query texts run: name, language, rule id or branch, and text.
+    queries = models.JSONField(default=list, blank=True)
+    versions = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    tests_total = models.PositiveIntegerField(default=0)
+    tests_passed = models.PositiveIntegerField(default=0)
+    task_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["detection", "-created_at"]),
+            models.Index(fields=["status", "started_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} of {self.detection_id} on {self.engine}: {self.status}"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class TestResult(models.Model):
+    """The outcome of one test in a validation run."""
+
+    __test__ = False  # Not a pytest test class, despite the name.
+
+    run = models.ForeignKey(ValidationRun, on_delete=models.CASCADE, related_name="results")
+    test = models.ForeignKey(
+        DetectionTest, null=True, blank=True, on_delete=models.SET_NULL, related_name="results"
+    )
+    position = models.PositiveSmallIntegerField(default=0)
+    # Copies of the test as it was run, kept when the test is later changed or deleted.
+    name = models.CharField(max_length=300)
+    expect = models.CharField(max_length=8, choices=DetectionTest.Expectation.choices)
+    min_matches = models.PositiveIntegerField(default=1)
+    known_false_positive = models.BooleanField(default=False)
+    event_count = models.PositiveIntegerField(default=0)
+    matches = models.PositiveIntegerField(default=0)
+    # Positions of the matched events in the test's recorded events, from 0.
+    matched_events = models.JSONField(default=list, blank=True)
+    # Per query: name, rule id or branch, matched event positions or row count, errors.
+    details = models.JSONField(default=list, blank=True)
+    passed = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["run", "position"]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {'passed' if self.passed else 'failed'}"

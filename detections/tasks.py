@@ -34,3 +34,45 @@ def render_batch(self, render_ids: list[int]) -> None:
     rendering.renders_run(
         render_ids=render_ids, task_id=self.request.id, timeout_errors=(SoftTimeLimitExceeded,)
     )
+
+
+@shared_task(
+    bind=True,
+    name="detections.validate_run",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    acks_on_timeout=False,
+    soft_time_limit=settings.VALIDATION_SOFT_TIME_LIMIT,
+    time_limit=settings.VALIDATION_HARD_TIME_LIMIT,
+    autoretry_for=RETRY_ON,
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=5,
+)
+def validate_run(self, run_id: int) -> None:
+    """Execute one validation run; see validation.runs.validation_execute."""
+    from .validation.runs import validation_execute
+
+    validation_execute(run_id, task_id=self.request.id, timeout_errors=(SoftTimeLimitExceeded,))
+
+
+@shared_task(name="detections.validate_published")
+def validate_published() -> int:
+    """Queue a run for every published detection that has tests; return how many."""
+    from .models import Detection, ValidationRun
+    from .validation.runs import validation_request
+
+    detections = Detection.objects.filter(status=Detection.Status.PUBLISHED, tests__isnull=False).distinct()
+    count = 0
+    for detection in detections:
+        validation_request(detection, trigger=ValidationRun.Trigger.SCHEDULE)
+        count += 1
+    return count
+
+
+@shared_task(name="detections.validate_recover")
+def validate_recover() -> None:
+    """Fail runs abandoned by dead workers and resend runs that were never picked up."""
+    from .validation.runs import validations_recover
+
+    validations_recover(requeue=True)

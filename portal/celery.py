@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 @worker_ready.connect
 def recover_renders(sender=None, **kwargs) -> None:
-    """Send renders left queued or abandoned by a dead worker to the queues again.
+    """Requeue renders and fail validation runs left behind by a dead worker.
 
     Runs when the worker starts and then periodically on the worker's timer: a render
     abandoned by a worker that was killed and restarted at once only counts as
@@ -35,13 +35,17 @@ def _recover(*, sweep: bool) -> None:
     from django.db import connections
 
     from detections.rendering import renders_recover
+    from detections.validation.runs import validations_recover
 
     try:
         renders_recover(sweep=sweep)
+        # Runs left `running` by a dead worker are failed here, so they are found
+        # even where no beat process runs.
+        validations_recover(requeue=True)
     except Exception:
         # A worker that cannot reach the database still serves other tasks; the next
-        # sweep, worker start or render_queries run recovers the renders.
-        logger.exception("recovering queued renders failed (sweep=%s)", sweep)
+        # sweep, worker start or render_queries run recovers the renders and runs.
+        logger.exception("recovering queued renders and validation runs failed (sweep=%s)", sweep)
     finally:
         # The worker's main process renders nothing, so it keeps no connection open.
         connections.close_all()

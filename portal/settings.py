@@ -373,6 +373,13 @@ RENDER_MAX_ATTEMPTS = 3
 # worker, allowing for clock differences between workers.
 RENDER_ABANDONED_MARGIN = int(os.environ.get("RENDER_ABANDONED_MARGIN", "30"))
 
+# Validation runs: a run executes every test of one detection.
+VALIDATION_SOFT_TIME_LIMIT = int(os.environ.get("VALIDATION_SOFT_TIME_LIMIT", "600"))
+VALIDATION_HARD_TIME_LIMIT = int(os.environ.get("VALIDATION_HARD_TIME_LIMIT", "660"))
+VALIDATION_ABANDONED_MARGIN = int(os.environ.get("VALIDATION_ABANDONED_MARGIN", "60"))
+# Celery beat re-validates published detections this often (seconds; 0 turns it off).
+VALIDATION_SCHEDULE_SECONDS = int(os.environ.get("VALIDATION_SCHEDULE_SECONDS", str(24 * 3600)))
+
 # pySigma's ATT&CK lookups read this STIX file instead of downloading MITRE's data.
 SIGMA_ATTACK_STIX_FILE = Path(
     env_str("SIGMA_ATTACK_STIX_FILE", str(BASE_DIR / "content" / "attack-stix.json"))
@@ -415,3 +422,14 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing fails fast when the broker is down instead of blocking a web request.
 CELERY_BROKER_CONNECTION_TIMEOUT = 5
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5}
+CELERY_BEAT_SCHEDULE = {
+    "recover-validation-runs": {
+        "task": "detections.validate_recover",
+        "schedule": float(VALIDATION_ABANDONED_MARGIN),
+    },
+}
+if VALIDATION_SCHEDULE_SECONDS > 0:
+    CELERY_BEAT_SCHEDULE["validate-published-detections"] = {
+        "task": "detections.validate_published",
+        "schedule": float(VALIDATION_SCHEDULE_SECONDS),
+    }

@@ -573,16 +573,27 @@ def _at_limits(doc):
     doc.update(false_positives=[f"cause {index}" for index in range(1000)])
     doc["data_sources"][0].update(log_source="S" * 100, event_id=2**31 - 1)
     doc["tests"][0]["telemetry"][1]["artifact_path"] = "p" * 500
-    # Keys in sorted order, as export writes them.
-    doc["tests"][0]["recorded_events"] = [
-        {"Count": 2**70, "Empty": None, "Flag": True, "Nested": {"List": []}, "Ratio": -0.5}
-    ]
+    test = doc["tests"][0]
+    telemetry = test.pop("telemetry")
+    # Export writes `events` just before `telemetry`.
+    test.update(events=AT_LIMITS_EVENTS, telemetry=telemetry)
+
+
+AT_LIMITS_EVENTS = "events/01-python-zlib-compression-of-sensitive-file-collection.ndjson"
 
 
 def test_load_accepts_values_at_the_limits(db, content_copy, tmp_path):
     edit_document(content_copy, SEED_FILE, _at_limits)
+    events_path = content_copy / SEED_FILE.parent / AT_LIMITS_EVENTS
+    events_path.parent.mkdir(exist_ok=True)
+    # Keys in sorted order, as export writes them.
+    events_path.write_text(
+        '{"Count": 1180591620717411303424, "Empty": null, "Flag": true, "Ratio": -0.5}\n'
+    )
 
     content_load(root=content_copy)
     content_export(root=tmp_path / "out")
 
     assert (tmp_path / "out" / SEED_FILE).read_bytes() == (content_copy / SEED_FILE).read_bytes()
+    exported_events = tmp_path / "out" / SEED_FILE.parent / AT_LIMITS_EVENTS
+    assert exported_events.read_bytes() == events_path.read_bytes()

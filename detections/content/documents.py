@@ -6,10 +6,16 @@ whether a detection was edited in the portal since it was loaded.
 """
 
 import hashlib
+import re
 
 from detections.models import DataComponent, Detection, DetectionBranch, Tactic, Technique
 
+from detections.validation.events import encode_events
+
 from .yamlio import FORMAT_VERSION, dump_document
+
+# Recorded events are exported as JSON lines beside detection.yml, one file per test.
+EVENTS_DIR = "events"
 
 # Optional nested fields are left out of a document while they hold these values.
 TEST_DEFAULTS = {
@@ -19,8 +25,8 @@ TEST_DEFAULTS = {
     "executor_summary": "",
     "min_matches": 1,
     "known_false_positive": False,
+    "events": None,
     "telemetry": [],
-    "recorded_events": [],
 }
 TELEMETRY_DEFAULTS = {
     "event_id": None,
@@ -80,7 +86,19 @@ def detection_files(detection: Detection) -> dict[str, str]:
     files = {"detection.yml": dump_document(detection_document(detection))}
     for rule in detection.sigma_rules.all():
         files[rule.filename] = rule.yaml_text
+    for test in detection.tests.all():
+        if test.recorded_events:
+            files[events_file_name(test)] = encode_events(test.recorded_events)
     return files
+
+
+def events_file_name(test) -> str:
+    """Return the path, relative to the detection folder, of a test's events file.
+
+    The position keeps the names of tests that share a name apart.
+    """
+    slug = re.sub(r"[^a-z0-9]+", "-", test.name.lower()).strip("-")[:80].strip("-") or "test"
+    return f"{EVENTS_DIR}/{test.position + 1:02d}-{slug}.ndjson"
 
 
 def detection_fingerprint(detection: Detection) -> str:
@@ -175,8 +193,8 @@ def _test_entry(test) -> dict:
         "expect": test.expect,
         "min_matches": test.min_matches,
         "known_false_positive": test.known_false_positive,
+        "events": events_file_name(test) if test.recorded_events else None,
         "telemetry": [_telemetry_entry(item) for item in test.telemetry.all()],
-        "recorded_events": [_sorted_keys(event) for event in test.recorded_events],
     }
     return _without_defaults(entry, TEST_DEFAULTS)
 

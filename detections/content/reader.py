@@ -6,6 +6,7 @@ Layout of a content folder:
     attack-stix.json                   the same subset as STIX, for pySigma
     detections/<slug>/detection.yml    one detection
     detections/<slug>/sigma/*.yml      its Sigma rules, named in detection.yml
+    detections/<slug>/events/*.ndjson  recorded events of its tests, named in detection.yml
 """
 
 import hashlib
@@ -15,8 +16,20 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from detections.pysigma import ParsedRule, SigmaRuleError, parse_rule
+from detections.validation.events import (
+    MAX_EVENTS_FILE_BYTES,
+    EventFileError,
+    check_event,
+    read_events,
+)
 
-from .checks import DETECTION_FILE, catalogue_problems, detection_problems, sigma_storage_problems
+from .checks import (
+    DETECTION_FILE,
+    catalogue_problems,
+    detection_problems,
+    sigma_path_problem,
+    sigma_storage_problems,
+)
 from .files import UnreadableFile, read_inside
 from .schema import CATALOGUE_FIELDS, DETECTION_FIELDS, check_mapping
 from .yamlio import FORMAT_VERSION, load_document
@@ -105,6 +118,7 @@ def read_content(root: Path) -> ContentBundle:
         if not problems:
             detection = DetectionFile(relative, document)
             _read_sigma_files(detection, text, path.parent, issues)
+            _read_events_files(detection, path.parent, issues)
             detections.append(detection)
 
     _check_unique(detections, issues)
@@ -211,6 +225,63 @@ def _read_sigma(
     for message in problems:
         issues.append(ContentIssue(relative, where, f"{rule_relative}: {message}"))
     return None if problems else SigmaFile(name, text, parsed)
+
+
+def _read_events_files(detection: DetectionFile, folder: Path, issues: list[ContentIssue]) -> None:
+    """Read each test's `events` file into its `recorded_events`, and hash the files too."""
+    digest = hashlib.sha256(detection.source_hash.encode("ascii"))
+    for index, test in enumerate(detection.document.get("tests") or []):
+        name = test.get("events")
+        if not name:
+            _check_inline_events(detection.path, index, test.get("recorded_events") or [], issues)
+            continue
+        where = f"tests[{index}].events"
+        if test.get("recorded_events"):
+            issues.append(
+                ContentIssue(
+                    detection.path,
+                    where,
+                    "give the events either inline in recorded_events or in a file, not both",
+                )
+            )
+            continue
+        problem = events_path_problem(name)
+        if problem:
+            issues.append(ContentIssue(detection.path, where, problem))
+            continue
+        events_relative = f"{PurePosixPath(detection.path).parent}/{name}"
+        try:
+            data = read_inside(folder / name, folder.resolve(), MAX_EVENTS_FILE_BYTES)
+        except UnreadableFile as exc:
+            issues.append(ContentIssue(detection.path, where, f"events file {events_relative}: {exc}"))
+            continue
+        try:
+            test["recorded_events"] = read_events(data, name=events_relative)
+        except EventFileError as exc:
+            issues.append(ContentIssue(detection.path, where, str(exc)))
+            continue
+        digest.update(name.encode("utf-8") + b"\0" + data + b"\0")
+    detection.source_hash = digest.hexdigest()
+
+
+def _check_inline_events(
+    relative: str, index: int, events: list[dict], issues: list[ContentIssue]
+) -> None:
+    for position, event in enumerate(events):
+        try:
+            check_event(event, name=f"recorded_events[{position}]")
+        except EventFileError as exc:
+            issues.append(ContentIssue(relative, f"tests[{index}]", str(exc)))
+
+
+def events_path_problem(name: str) -> str | None:
+    """Describe why `name` is not a safe events file path, or return None."""
+    problem = sigma_path_problem(name)
+    if problem:
+        return problem.replace("Sigma file path", "events file path")
+    if not name.startswith("events/"):
+        return f"{name!r} is outside the events/ folder; keep events files in events/"
+    return None
 
 
 def _check_branch_rules(detection: DetectionFile, issues: list[ContentIssue]) -> None:

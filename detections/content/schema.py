@@ -80,6 +80,7 @@ TEST_FIELDS = {
     "expect": Field("choice", choices=EXPECTATIONS),
     "min_matches": Field("int"),
     "known_false_positive": Field("bool"),
+    "events": text(200),
     "telemetry": Field("list", fields=TELEMETRY_FIELDS, max_items=MAX_ROWS),
     "recorded_events": Field("json_objects"),
 }

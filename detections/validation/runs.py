@@ -1,0 +1,330 @@
+"""Validation runs: request, execute and recover them, and keep every result.
+
+A run is created `queued`, and a worker claims it with a conditional update, so a
+message delivered twice executes the run once. Results are written with the final
+status in one transaction. A run whose worker died is failed with the reason by
+`validations_recover`, which the worker calls at start and on a timer, and which
+every new request and the `validate_detection` command call too.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from detections.models import Detection, DetectionTest, TestResult, ValidationRun
+from detections.pysigma.embedded import CompiledRule, compile_rule, engine_versions
+
+from .embedded import EngineResult, run_rules
+
+logger = logging.getLogger(__name__)
+
+
+class ValidationUnavailable(Exception):
+    """An engine that cannot run here, with the setting or fix that would enable it."""
+
+
+@dataclass
+class TestOutcome:
+    """The result of one test before it is stored."""
+
+    __test__ = False  # Not a pytest test class, despite the name.
+
+    test: DetectionTest
+    matched_events: list[int]
+    details: list[dict]
+    error: str = ""
+
+    @property
+    def matches(self) -> int:
+        return len(self.matched_events)
+
+    @property
+    def passed(self) -> bool:
+        if self.error:
+            return False
+        if self.test.expect == DetectionTest.Expectation.SILENT:
+            return self.matches == 0
+        return self.matches >= self.test.min_matches
+
+
+def validation_request(
+    detection: Detection,
+    *,
+    engine: str = ValidationRun.Engine.EMBEDDED,
+    trigger: str = ValidationRun.Trigger.COMMAND,
+    user=None,
+    enqueue: bool = True,
+) -> ValidationRun:
+    """Create a queued run for a detection and send it to a worker once committed."""
+    if engine == ValidationRun.Engine.SPLUNK:
+        from .splunk_runs import splunk_target
+
+        target = splunk_target()
+    else:
+        target = "sqlite"
+    validations_recover()
+    run = ValidationRun.objects.create(
+        detection=detection,
+        engine=engine,
+        target=target,
+        trigger=trigger,
+        requested_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+    if enqueue:
+        transaction.on_commit(lambda: validation_enqueue(run.pk))
+    return run
+
+
+def validation_enqueue(run_id: int) -> None:
+    """Send a run to the `validate` queue; a broker failure fails the run with the reason."""
+    from detections.tasks import validate_run
+
+    try:
+        validate_run.delay(run_id)
+    except Exception as exc:  # noqa: BLE001 - any publish failure must reach the run row
+        logger.warning("validation run %s could not be queued: %s", run_id, exc)
+        ValidationRun.objects.filter(pk=run_id, status=ValidationRun.Status.QUEUED).update(
+            status=ValidationRun.Status.ERROR,
+            error=(
+                f"The run could not be sent to a worker: {exc}. Check CELERY_BROKER_URL and "
+                "that the broker is running, then run it again."
+            ),
+            finished_at=timezone.now(),
+        )
+
+
+def validation_execute(run_id: int, *, task_id: str = "", timeout_errors: tuple = ()) -> ValidationRun | None:
+    """Run a queued validation run and store its results; return None if it was not claimable.
+
+    A run already finished is left as it is, so executing a run twice changes nothing.
+    """
+    run = _claim(run_id, task_id)
+    if run is None:
+        return None
+    logger.info("validation run %s of %s on %s started", run.pk, run.detection.slug, run.engine)
+    try:
+        outcomes, queries, versions = _execute(run)
+    except ValidationUnavailable as exc:
+        return _finish_error(run, str(exc))
+    except timeout_errors:
+        return _finish_error(
+            run,
+            f"The run exceeded its time limit of {settings.VALIDATION_SOFT_TIME_LIMIT} seconds "
+            "(VALIDATION_SOFT_TIME_LIMIT).",
+        )
+    return _finish(run, outcomes, queries, versions)
+
+
+def run_inline(detection: Detection, *, engine: str, trigger: str) -> ValidationRun:
+    """Create a run and execute it in this process, without a worker."""
+    run = validation_request(detection, engine=engine, trigger=trigger, enqueue=False)
+    executed = validation_execute(run.pk, task_id="inline")
+    return executed or ValidationRun.objects.get(pk=run.pk)
+
+
+def validations_recover(*, requeue: bool = False) -> list[int]:
+    """Fail runs left `running` by a dead worker; with `requeue`, resend old queued runs.
+
+    A run counts as abandoned once it has run longer than the hard time limit plus a
+    margin: by then Celery has killed the task, so no worker still owns it.
+    """
+    now = timezone.now()
+    cutoff = now - timedelta(
+        seconds=settings.VALIDATION_HARD_TIME_LIMIT + settings.VALIDATION_ABANDONED_MARGIN
+    )
+    abandoned = list(
+        ValidationRun.objects.filter(status=ValidationRun.Status.RUNNING, started_at__lt=cutoff)
+        .values_list("pk", flat=True)
+    )
+    if abandoned:
+        ValidationRun.objects.filter(pk__in=abandoned, status=ValidationRun.Status.RUNNING).update(
+            status=ValidationRun.Status.ERROR,
+            error=(
+                "The worker running this validation stopped before it finished (killed, "
+                "restarted or out of memory); run it again."
+            ),
+            finished_at=now,
+        )
+        logger.warning("failed %d abandoned validation runs: %s", len(abandoned), abandoned)
+    if requeue:
+        stale = list(
+            ValidationRun.objects.filter(status=ValidationRun.Status.QUEUED, created_at__lt=cutoff)
+            .values_list("pk", flat=True)
+        )
+        for run_id in stale:
+            validation_enqueue(run_id)
+    return abandoned
+
+
+def latest_runs(detection_ids) -> dict[int, ValidationRun]:
+    """Return the newest run of each detection, by detection id."""
+    runs = (
+        ValidationRun.objects.filter(detection_id__in=list(detection_ids))
+        .order_by("detection_id", "-created_at", "-pk")
+    )
+    latest: dict[int, ValidationRun] = {}
+    for run in runs:
+        latest.setdefault(run.detection_id, run)
+    return latest
+
+
+def _claim(run_id: int, task_id: str) -> ValidationRun | None:
+    claimable = Q(status=ValidationRun.Status.QUEUED)
+    if task_id:
+        # A message redelivered to a new worker after its first worker died resumes.
+        claimable |= Q(status=ValidationRun.Status.RUNNING, task_id=task_id)
+    claimed = ValidationRun.objects.filter(claimable, pk=run_id).update(
+        status=ValidationRun.Status.RUNNING, task_id=task_id, started_at=timezone.now()
+    )
+    if not claimed:
+        logger.info("validation run %s was not claimable (finished or taken)", run_id)
+        return None
+    return ValidationRun.objects.select_related("detection").get(pk=run_id)
+
+
+def _execute(run: ValidationRun) -> tuple[list[TestOutcome], list[dict], dict]:
+    tests = list(run.detection.tests.all())
+    if not tests:
+        raise ValidationUnavailable(
+            f"The detection {run.detection.slug} has no tests; add one with "
+            "`python manage.py add_test` first."
+        )
+    rules = compiled_rules(run.detection)
+    if run.engine == ValidationRun.Engine.SPLUNK:
+        from .splunk_runs import splunk_execute
+
+        return splunk_execute(run, tests, rules)
+    queries = [
+        {
+            "name": rule.title,
+            "rule_id": rule.rule_id,
+            "language": "sqlite",
+            "text": "\n".join(rule.queries),
+            "error": rule.error,
+        }
+        for rule in rules
+    ]
+    outcomes = [embedded_outcome(test, rules) for test in tests]
+    return outcomes, queries, engine_versions()
+
+
+def compiled_rules(detection: Detection) -> list[CompiledRule]:
+    """Compile every Sigma rule of a detection for the embedded engine."""
+    return [
+        compile_rule(rule.yaml_text, source=f"{detection.slug}/{rule.filename}")
+        for rule in detection.sigma_rules.all()
+    ]
+
+
+def embedded_outcome(test: DetectionTest, rules: list[CompiledRule]) -> TestOutcome:
+    """Run the compiled rules over one test's recorded events."""
+    if not test.recorded_events:
+        return TestOutcome(
+            test, [], [],
+            error="The test has no recorded events; attach them with `python manage.py add_test`.",
+        )
+    result = run_rules(rules, test.recorded_events)
+    return TestOutcome(
+        test,
+        sorted(result.matched),
+        _embedded_details(result, test),
+        error=_embedded_error(result),
+    )
+
+
+def _embedded_details(result: EngineResult, test: DetectionTest) -> list[dict]:
+    branches = {
+        branch.sigma_rule.rule_id: branch.name
+        for query in test.detection.queries.all()
+        for branch in query.branches.all()
+        if branch.sigma_rule_id
+    }
+    return [
+        {
+            "engine": "embedded",
+            "name": outcome.title,
+            "rule_id": outcome.rule_id,
+            "branch": branches.get(outcome.rule_id, ""),
+            "matched_events": sorted(outcome.matched),
+            "sources": outcome.sources,
+            "errors": outcome.errors,
+        }
+        for outcome in result.rules
+    ]
+
+
+def _embedded_error(result: EngineResult) -> str:
+    problems = list(result.errors)
+    if result.rules_applied == 0:
+        sources = ", ".join(f"{count} {label}" for label, count in result.unread_sources.items())
+        problems.append(
+            f"No rule of the detection reads these events ({sources}): the recording does "
+            "not fit the rules' log sources."
+        )
+    return "\n".join(problems)
+
+
+def _finish(
+    run: ValidationRun, outcomes: list[TestOutcome], queries: list[dict], versions: dict
+) -> ValidationRun:
+    results = [
+        TestResult(
+            run=run,
+            test=outcome.test,
+            position=outcome.test.position,
+            name=outcome.test.name,
+            expect=outcome.test.expect,
+            min_matches=outcome.test.min_matches,
+            known_false_positive=outcome.test.known_false_positive,
+            event_count=len(outcome.test.recorded_events),
+            matches=outcome.matches,
+            matched_events=outcome.matched_events,
+            details=outcome.details,
+            passed=outcome.passed,
+            error=outcome.error,
+        )
+        for outcome in outcomes
+    ]
+    passed = sum(1 for result in results if result.passed)
+    if any(result.error for result in results):
+        status = ValidationRun.Status.ERROR
+    elif passed == len(results):
+        status = ValidationRun.Status.PASSED
+    else:
+        status = ValidationRun.Status.FAILED
+    with transaction.atomic():
+        updated = ValidationRun.objects.filter(pk=run.pk, status=ValidationRun.Status.RUNNING).update(
+            status=status,
+            queries=queries,
+            versions=versions,
+            tests_total=len(results),
+            tests_passed=passed,
+            finished_at=timezone.now(),
+        )
+        if not updated:
+            logger.warning("validation run %s was finished by another process; results dropped", run.pk)
+            return ValidationRun.objects.get(pk=run.pk)
+        TestResult.objects.filter(run=run).delete()
+        TestResult.objects.bulk_create(results)
+    run.refresh_from_db()
+    logger.info(
+        "validation run %s of %s finished: %s, %d of %d tests passed",
+        run.pk, run.detection.slug, run.status, passed, len(results),
+    )
+    return run
+
+
+def _finish_error(run: ValidationRun, message: str) -> ValidationRun:
+    ValidationRun.objects.filter(pk=run.pk, status=ValidationRun.Status.RUNNING).update(
+        status=ValidationRun.Status.ERROR, error=message, finished_at=timezone.now()
+    )
+    logger.warning("validation run %s of %s failed: %s", run.pk, run.detection.slug, message)
+    run.refresh_from_db()
+    return run

@@ -1,0 +1,164 @@
+"""Validation runs on a connected Splunk: send each test's events, search, compare.
+
+Each test's events go through HEC into the test index, marked with a scope made of
+the run and test. The detection's authored SPL and the SPL rendered from each Sigma
+rule then run with their base search narrowed to that scope. The embedded engine
+runs over the same events, so every branch shows the authored SPL's count beside
+the Sigma rule's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from urllib.parse import urlsplit
+
+from detections.models import DetectionTest, Query, ValidationRun
+from detections.pysigma import SigmaRuleError, convert_to_splunk
+from detections.pysigma.embedded import CompiledRule, engine_versions
+
+from .events import splunk_event
+from .runs import TestOutcome, ValidationUnavailable, embedded_outcome
+from .splunk import SplunkClient, SplunkError, SplunkNotConfigured, scope_query
+
+logger = logging.getLogger(__name__)
+
+# Faults after which no other search of the run can succeed.
+RUN_FAULTS = {"auth", "forbidden", "unreachable", "hec_rejected", "timeout", "server", "bad_response"}
+
+
+def splunk_client() -> SplunkClient:
+    """Return a client from the settings, or raise ValidationUnavailable naming the missing one."""
+    try:
+        return SplunkClient.from_settings()
+    except SplunkNotConfigured as exc:
+        raise ValidationUnavailable(str(exc)) from None
+
+
+def splunk_target() -> str:
+    """Return the host of the configured Splunk, the target recorded on its runs."""
+    from django.conf import settings
+
+    if not settings.SPLUNK_URL:
+        splunk_client()  # raises with the name of the missing setting
+    return f"splunk:{urlsplit(settings.SPLUNK_URL).netloc}"
+
+
+def splunk_execute(
+    run: ValidationRun, tests: list[DetectionTest], rules: list[CompiledRule]
+) -> tuple[list[TestOutcome], list[dict], dict]:
+    """Run every test of the run on Splunk; raise ValidationUnavailable on a run-wide fault."""
+    client = splunk_client()
+    authored = [query for query in run.detection.queries.all() if query.language.upper() == "SPL"]
+    rendered = _rendered_queries(run)
+    queries = [
+        {"name": f"Authored {query.platform} query", "language": "spl", "text": query.text}
+        for query in authored
+    ] + [
+        {"name": name, "rule_id": rule_id, "language": "spl", "text": text, "error": error}
+        for name, rule_id, text, error in rendered
+    ]
+    outcomes = []
+    try:
+        for test in tests:
+            outcomes.append(_test_outcome(client, run, test, authored, rendered, rules))
+    except SplunkError as exc:
+        raise ValidationUnavailable(f"Splunk {exc.kind} error: {exc}") from None
+    versions = engine_versions() | {"splunk": client.index}
+    return outcomes, queries, versions
+
+
+def _rendered_queries(run: ValidationRun) -> list[tuple[str, str, str, str]]:
+    rendered = []
+    for rule in run.detection.sigma_rules.all():
+        try:
+            texts = convert_to_splunk(rule.yaml_text, source=rule.filename)
+        except SigmaRuleError as exc:
+            rendered.append((rule.title, rule.rule_id, "", str(exc)))
+            continue
+        rendered.append((rule.title, rule.rule_id, "\n".join(texts), ""))
+    return rendered
+
+
+def _test_outcome(
+    client: SplunkClient,
+    run: ValidationRun,
+    test: DetectionTest,
+    authored: list[Query],
+    rendered: list[tuple[str, str, str, str]],
+    rules: list[CompiledRule],
+) -> TestOutcome:
+    if not test.recorded_events:
+        return TestOutcome(test, [], [], error="The test has no recorded events.")
+    scope = f"run{run.pk}-test{test.position}"
+    client.send_events([splunk_event(event) for event in test.recorded_events], scope)
+    client.wait_until_searchable(scope, len(test.recorded_events))
+    details: list[dict] = []
+    errors: list[str] = []
+    authored_rows = None
+    for query in authored:
+        detail = _search(client, scope, f"Authored {query.platform} query", query.text, errors)
+        rows = detail.pop("rows", [])
+        if query.branch_field:
+            detail["branches"] = dict(Counter(str(row.get(query.branch_field, "")) for row in rows))
+        details.append(detail)
+        if "error" not in detail:
+            authored_rows = (authored_rows or 0) + len(rows)
+    raw_matches: set[str] = set()
+    for name, rule_id, text, error in rendered:
+        if error:
+            details.append({"engine": "splunk", "name": name, "rule_id": rule_id, "error": error})
+            continue
+        detail = _search(client, scope, name, text, errors)
+        rows = detail.pop("rows", [])
+        detail["rule_id"] = rule_id
+        raw_matches |= {str(row.get("_raw", index)) for index, row in enumerate(rows)}
+        details.append(detail)
+    embedded = embedded_outcome(test, rules)
+    details.extend(embedded.details)
+    details.append({"engine": "comparison", "branches": _comparison(details, authored)})
+    # The authored SPL is the detection as it runs in Splunk; without one, the
+    # rendered rules' distinct events count.
+    count = authored_rows if authored_rows is not None else len(raw_matches)
+    return TestOutcome(test, list(range(count)), details, error="\n".join(errors))
+
+
+def _search(client: SplunkClient, scope: str, name: str, text: str, errors: list[str]) -> dict:
+    scoped = scope_query(text, index=client.index, scope=scope)
+    detail = {"engine": "splunk", "name": name, "text": scoped}
+    try:
+        rows = client.search(scoped)
+    except SplunkError as exc:
+        if exc.kind in RUN_FAULTS:
+            raise
+        detail["error"] = f"Splunk {exc.kind} error: {exc}"
+        errors.append(f"{name}: {detail['error']}")
+        return detail
+    detail["rows"] = rows
+    detail["matches"] = len(rows)
+    return detail
+
+
+def _comparison(details: list[dict], authored: list[Query]) -> list[dict]:
+    """Set the authored SPL's rows per branch beside the embedded Sigma rule's matches."""
+    spl_counts: Counter = Counter()
+    for detail in details:
+        spl_counts.update(detail.get("branches") or {})
+    rows = []
+    for query in authored:
+        for branch in query.branches.all():
+            sigma_matches = None
+            if branch.sigma_rule_id:
+                for detail in details:
+                    if detail.get("engine") == "embedded" and detail.get("rule_id") == branch.sigma_rule.rule_id:
+                        sigma_matches = len(detail.get("matched_events") or [])
+            spl = spl_counts.get(branch.name, 0)
+            rows.append(
+                {
+                    "branch": branch.name,
+                    "spl": spl,
+                    "sigma": sigma_matches,
+                    "agree": sigma_matches is not None and sigma_matches == spl,
+                }
+            )
+    return rows
