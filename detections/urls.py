@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import validation_views, views
 
 app_name = "detections"
 
@@ -22,6 +22,21 @@ urlpatterns = [
         "detections/<slug:slug>/sigma/<uuid:rule_id>.yml",
         views.sigma_download,
         name="sigma_download",
+    ),
+    path(
+        "detections/<slug:slug>/validations/",
+        validation_views.validation_history,
+        name="validation_history",
+    ),
+    path(
+        "detections/<slug:slug>/validations/run",
+        validation_views.validation_start,
+        name="validation_start",
+    ),
+    path(
+        "detections/<slug:slug>/validations/<int:run_id>/",
+        validation_views.validation_run_detail,
+        name="validation_run",
     ),
     path("detections/<slug:slug>/sigma.zip", views.sigma_zip_download, name="sigma_zip_download"),
     # Target keys match the slug converter, and the extension must be the target's.

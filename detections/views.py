@@ -28,6 +28,7 @@ from .models import (
 )
 from .pysigma.convert import RenderTarget, render_targets
 from .selectors import visible_detections
+from .validation.runs import latest_runs
 
 LIST_PAGE_SIZE = 50
 
@@ -120,6 +121,9 @@ def detection_list(request: HttpRequest) -> HttpResponse:
         queryset=detections.prefetch_related(MAPPINGS_PREFETCH, DATA_SOURCES_PREFETCH),
     )
     page = Paginator(filterset.qs, LIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    runs = latest_runs(detection.pk for detection in page.object_list)
+    for detection in page.object_list:
+        detection.latest_run = runs.get(detection.pk)
     context = {
         "filterset": filterset,
         "page_obj": page,
@@ -136,8 +140,22 @@ def detection_detail(request: HttpRequest, slug: str) -> HttpResponse:
         return _redirect_uuid_spelling(request, slug)
     visible = visible_detections(request.user)
     tabs = render_tabs(detection)
+    latest_run = detection.validation_runs.first()
+    tests = list(detection.tests.all())
+    results = {}
+    if latest_run is not None:
+        results = {result.test_id: result for result in latest_run.results.all()}
+    for test in tests:
+        test.last_result = results.get(test.pk)
+        test.matched_event_list = [
+            (position, test.recorded_events[position])
+            for position in (test.last_result.matched_events if test.last_result else [])
+            if position < len(test.recorded_events)
+        ]
     context = {
         "detection": detection,
+        "tests": tests,
+        "latest_run": latest_run,
         "render_tabs": tabs,
         "pending_render_count": sum(tab.pending_count for tab in tabs),
         "related": visible.filter(pk__in=detection.related.values("pk")),

@@ -163,6 +163,9 @@ STORAGES = {
 # Folder of detection-as-code files that `load_content` reads when given no path.
 CONTENT_DIR = Path(env_str("PORTAL_CONTENT_DIR", str(BASE_DIR / "content")))
 
+# Until the portal has its own sign-in page, the admin's serves web sign-in.
+LOGIN_URL = "admin:login"
+
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
@@ -185,6 +188,8 @@ SPECTACULAR_SETTINGS = {
         "LevelEnum": "detections.models.Detection.Level",
         "DetectionStatusEnum": "detections.models.Detection.Status",
         "RenderStatusEnum": "detections.models.Render.Status",
+        "ValidationStatusEnum": "detections.models.ValidationRun.Status",
+        "ExpectEnum": "detections.models.DetectionTest.Expectation",
     },
 }
 

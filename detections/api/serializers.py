@@ -20,6 +20,8 @@ from detections.models import (
     SigmaRule,
     Tactic,
     Technique,
+    TestResult,
+    ValidationRun,
 )
 from detections.pysigma.convert import RenderTarget
 from detections.selectors import visible_detections
@@ -179,6 +181,76 @@ class TestSerializer(serializers.ModelSerializer):
         return len(test.recorded_events)
 
 
+class ValidationSummarySerializer(serializers.ModelSerializer):
+    """The newest validation run of a detection, as the list and detail show it."""
+
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ValidationRun
+        fields = [
+            "id",
+            "status",
+            "engine",
+            "target",
+            "tests_total",
+            "tests_passed",
+            "created_at",
+            "finished_at",
+            "url",
+        ]
+
+    def get_url(self, run: ValidationRun) -> str:
+        return reverse("api:validation-detail", kwargs={"pk": run.pk}, request=self.context.get("request"))
+
+
+class TestResultSerializer(serializers.ModelSerializer):
+    __test__ = False  # Not a pytest test class, despite the name.
+
+    class Meta:
+        model = TestResult
+        fields = [
+            "position",
+            "name",
+            "expect",
+            "min_matches",
+            "known_false_positive",
+            "event_count",
+            "matches",
+            "matched_events",
+            "passed",
+            "error",
+            "details",
+        ]
+
+
+class ValidationRunSerializer(ValidationSummarySerializer):
+    """A validation run with the exact queries it ran and every test's result."""
+
+    detection = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    trigger = serializers.CharField(read_only=True)
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    results = TestResultSerializer(many=True, read_only=True)
+
+    class Meta(ValidationSummarySerializer.Meta):
+        fields = ValidationSummarySerializer.Meta.fields + [
+            "detection",
+            "trigger",
+            "requested_by",
+            "started_at",
+            "error",
+            "queries",
+            "versions",
+            "results",
+        ]
+
+
+class ValidationRequestSerializer(serializers.Serializer):
+    engine = serializers.ChoiceField(
+        choices=ValidationRun.Engine.choices, default=ValidationRun.Engine.EMBEDDED
+    )
+
+
 class DetectionLinkSerializer(serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(
         view_name="api:detection-detail", lookup_field="slug"
@@ -196,6 +268,7 @@ class DetectionListSerializer(serializers.ModelSerializer):
     )
     attack_ids = serializers.ListField(child=serializers.CharField())
     data_sources = serializers.SerializerMethodField()
+    validation = serializers.SerializerMethodField()
 
     class Meta:
         model = Detection
@@ -213,11 +286,21 @@ class DetectionListSerializer(serializers.ModelSerializer):
             "attack_ids",
             "data_sources",
             "updated_at",
+            "validation",
         ]
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_data_sources(self, detection: Detection) -> list[str]:
         return [source.component.label for source in detection.data_sources.all()]
+
+    @extend_schema_field(ValidationSummarySerializer(allow_null=True))
+    def get_validation(self, detection: Detection) -> dict | None:
+        """The newest validation run, from the view's batch lookup when it made one."""
+        latest = self.context.get("latest_runs")
+        run = latest.get(detection.pk) if latest is not None else detection.validation_runs.first()
+        if run is None:
+            return None
+        return ValidationSummarySerializer(run, context=self.context).data
 
 
 class RenderWarningSerializer(serializers.Serializer):
@@ -397,3 +480,4 @@ class DetectionSerializer(DetectionListSerializer):
         request = self.context.get("request")
         path = detection.get_absolute_url()
         return request.build_absolute_uri(path) if request else path
+

@@ -8,18 +8,26 @@ from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import serializers, viewsets
+from rest_framework import permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from detections import downloads
 from detections.filters import DetectionFilter
-from detections.models import Detection, Render
+from detections.models import Detection, Render, ValidationRun
 from detections.pysigma.convert import render_targets
-from detections.selectors import detection_queryset_for
+from detections.selectors import detection_queryset_for, visible_detections
+from detections.validation.runs import ValidationUnavailable, latest_runs, validation_request
 
-from .serializers import DetectionListSerializer, DetectionSerializer, RenderSerializer
+from .serializers import (
+    DetectionListSerializer,
+    DetectionSerializer,
+    RenderSerializer,
+    ValidationRequestSerializer,
+    ValidationRunSerializer,
+    ValidationSummarySerializer,
+)
 
 FILE_RESPONSE = OpenApiResponse(response=OpenApiTypes.BINARY, description="The file.")
 RENDER_FILE_RESPONSES = {
@@ -55,6 +63,15 @@ class RenderFilterSerializer(serializers.Serializer):
         self.fields["target"].choices = list(render_targets())
 
 
+class ReadOrAuthenticated(permissions.BasePermission):
+    """Reads follow the detection's visibility; writes need a signed-in user."""
+
+    def has_permission(self, request, view) -> bool:
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        return bool(request.user and request.user.is_authenticated)
+
+
 class DetectionViewSet(viewsets.ReadOnlyModelViewSet):
     """Detections with every field; `{slug}` also accepts the detection's UUID."""
 
@@ -70,6 +87,53 @@ class DetectionViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_serializer_class(self):
         return DetectionListSerializer if self.action == "list" else DetectionSerializer
+
+    @extend_schema(
+        methods=["GET"],
+        responses={200: ValidationSummarySerializer(many=True)},
+        description="Validation runs of the detection, newest first, paginated.",
+    )
+    @extend_schema(
+        methods=["POST"],
+        request=ValidationRequestSerializer,
+        responses={
+            202: ValidationRunSerializer,
+            400: OpenApiResponse(description="Unknown engine, or the engine is not configured."),
+            403: OpenApiResponse(description="Not signed in."),
+        },
+        description=(
+            "Queue a validation run of the detection's tests on a worker. Poll the run's "
+            "`url` until its status is `passed`, `failed` or `error`."
+        ),
+    )
+    @action(
+        detail=True,
+        methods=["get", "post"],
+        url_path="validations",
+        filter_backends=[],
+        permission_classes=[ReadOrAuthenticated],
+    )
+    def validations(self, request: Request, slug=None) -> Response:
+        """List the detection's validation runs, or start one (signed-in users)."""
+        detection = self.get_object()
+        if request.method == "POST":
+            body = ValidationRequestSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            try:
+                run = validation_request(
+                    detection,
+                    engine=body.validated_data["engine"],
+                    trigger=ValidationRun.Trigger.API,
+                    user=request.user,
+                )
+            except ValidationUnavailable as exc:
+                return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+            data = ValidationRunSerializer(run, context=self.get_serializer_context()).data
+            return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["url"]})
+        runs = detection.validation_runs.all()
+        page = self.paginate_queryset(runs)
+        data = ValidationSummarySerializer(page, many=True, context=self.get_serializer_context()).data
+        return self.get_paginated_response(data)
 
     def get_object(self) -> Detection:
         value = self.kwargs["slug"]
@@ -224,3 +288,29 @@ class DetectionViewSet(viewsets.ReadOnlyModelViewSet):
         render_target = downloads.configured_target(target)
         renders = downloads.target_renders(detection, render_target)
         return downloads.target_renders_response(detection, render_target, renders)
+
+
+    # Defined last: a method named `list` would hide the builtin in the rest of the class body.
+    def list(self, request: Request, *args, **kwargs) -> Response:
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        detections = page if page is not None else list(queryset)
+        # One query finds the newest run of every detection on the page.
+        context = self.get_serializer_context() | {
+            "latest_runs": latest_runs(detection.pk for detection in detections)
+        }
+        data = DetectionListSerializer(detections, many=True, context=context).data
+        return self.get_paginated_response(data) if page is not None else Response(data)
+
+class ValidationRunViewSet(viewsets.ReadOnlyModelViewSet):
+    """Validation runs with their queries and per-test results, for detections you may see."""
+
+    serializer_class = ValidationRunSerializer
+    filter_backends = []
+
+    def get_queryset(self) -> QuerySet[ValidationRun]:
+        return (
+            ValidationRun.objects.filter(detection__in=visible_detections(self.request.user))
+            .select_related("detection", "requested_by")
+            .prefetch_related("results")
+        )

@@ -241,7 +241,7 @@ def embedded_outcome(test: DetectionTest, rules: list[CompiledRule]) -> TestOutc
 
 def _embedded_details(result: EngineResult, test: DetectionTest) -> list[dict]:
     branches = {
-        branch.sigma_rule.rule_id: branch.name
+        str(branch.sigma_rule.rule_id): branch.name
         for query in test.detection.queries.all()
         for branch in query.branches.all()
         if branch.sigma_rule_id

@@ -74,9 +74,9 @@ def _rendered_queries(run: ValidationRun) -> list[tuple[str, str, str, str]]:
         try:
             texts = convert_to_splunk(rule.yaml_text, source=rule.filename)
         except SigmaRuleError as exc:
-            rendered.append((rule.title, rule.rule_id, "", str(exc)))
+            rendered.append((rule.title, str(rule.rule_id), "", str(exc)))
             continue
-        rendered.append((rule.title, rule.rule_id, "\n".join(texts), ""))
+        rendered.append((rule.title, str(rule.rule_id), "\n".join(texts), ""))
     return rendered
 
 
@@ -150,7 +150,9 @@ def _comparison(details: list[dict], authored: list[Query]) -> list[dict]:
             sigma_matches = None
             if branch.sigma_rule_id:
                 for detail in details:
-                    if detail.get("engine") == "embedded" and detail.get("rule_id") == branch.sigma_rule.rule_id:
+                    if detail.get("engine") == "embedded" and detail.get("rule_id") == str(
+                        branch.sigma_rule.rule_id
+                    ):
                         sigma_matches = len(detail.get("matched_events") or [])
             spl = spl_counts.get(branch.name, 0)
             rows.append(

@@ -64,7 +64,8 @@ class Command(BaseCommand):
         if len(test_name) > 300:
             raise CommandError(f"--name is {len(test_name)} characters long; the limit is 300.")
         with transaction.atomic():
-            position = (target.tests.aggregate(last=Max("position"))["last"] or -1) + 1
+            last = target.tests.aggregate(last=Max("position"))["last"]
+            position = 0 if last is None else last + 1
             test = DetectionTest.objects.create(
                 detection=target,
                 position=position,

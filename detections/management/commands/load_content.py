@@ -5,6 +5,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from detections.content.loader import content_load
 from detections.content.reader import ContentError
+from detections.models import Detection, ValidationRun
+from detections.validation.runs import validation_request
 
 
 class Command(BaseCommand):
@@ -44,10 +46,19 @@ class Command(BaseCommand):
                 f"kept: {slug} was changed in the portal since it was loaded; "
                 "export it to keep the edits, or load with --force to overwrite them"
             )
+        # New and changed detections with tests are validated by the workers too.
+        changed = Detection.objects.filter(
+            slug__in=report.created + report.updated, tests__isnull=False
+        ).distinct()
+        validations = [
+            validation_request(detection, trigger=ValidationRun.Trigger.CONTENT)
+            for detection in changed
+        ]
         self.stdout.write(
             self.style.SUCCESS(
                 f"{len(report.created)} created, {len(report.updated)} updated, "
                 f"{len(report.unchanged)} unchanged, {len(report.conflicts)} kept; "
-                f"{report.renders_queued} renders queued for the workers"
+                f"{report.renders_queued} renders and {len(validations)} validation runs "
+                "queued for the workers"
             )
         )
