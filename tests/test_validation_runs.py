@@ -121,7 +121,7 @@ def test_add_test_flattens_evtx_json(bare_detection, tmp_path):
     ("content", "message"),
     [
         (b"", "the file is empty"),
-        ("[]".encode(), "holds no events"),
+        ("[]".encode(), "contains no events"),
         ('{"a": 1}\n[1]\n'.encode(), "line 2: expected a JSON object"),
         ('{"a": {"b": 1}}\n'.encode(), "field 'a' holds a nested dict"),
         ('{"a": 1}\n{"a": \n'.encode(), "line 2: invalid JSON"),

@@ -18,6 +18,7 @@ from importlib import metadata
 from sigma.backends.sqlite import sqliteBackend
 from sigma.collection import SigmaCollection
 from sigma.exceptions import SigmaError
+from sigma.pipelines.common import windows_logsource_mapping
 from sigma.pipelines.sysmon import sysmon_pipeline
 from sigma.types import SigmaExists, SigmaFieldReference, SigmaNull
 
@@ -54,6 +55,17 @@ class CompiledRule:
     # existence or null: an event source lacking one of these is reported.
     fields: frozenset[str]
     error: str | None = None
+
+
+def windows_channel_services() -> dict[str, str]:
+    """Return Sigma's Windows log source service for each event log channel, from pySigma."""
+    services: dict[str, str] = {}
+    for service, channels in windows_logsource_mapping.items():
+        # A service may span several channels, and a few channels serve several
+        # services; the first service named for a channel wins.
+        for channel in channels if isinstance(channels, list) else [channels]:
+            services.setdefault(channel, service)
+    return services
 
 
 def engine_versions() -> dict[str, str]:

@@ -23,7 +23,7 @@ from .events import EventSource, event_source, logsource_matches
 
 @dataclass
 class RuleOutcome:
-    """What one rule found in one set of events."""
+    """Matches and errors of one rule over one set of events."""
 
     rule_id: str
     title: str

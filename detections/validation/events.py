@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from detections.pysigma.embedded import windows_channel_services
+
 # The magic bytes at the start of every Windows .evtx file header.
 EVTX_MAGIC = b"ElfFile\x00"
 
@@ -70,37 +72,16 @@ SYSMON_CATEGORIES = {
 # Sigma's `registry_event` category covers Sysmon's three registry event IDs.
 SYSMON_CATEGORY_ALIASES = {"registry_event": {"registry_add", "registry_set", "registry_rename"}}
 
-# Sigma Windows services by event log channel, from the channel names Sigma's Windows
-# pipeline (pySigma-pipeline-windows 2.0) assigns to each service.
-WINDOWS_SERVICES = {
-    "Security": "security",
-    "System": "system",
-    "Application": "application",
-    SYSMON_CHANNEL: "sysmon",
-    "Microsoft-Windows-PowerShell/Operational": "powershell",
-    "PowerShellCore/Operational": "powershell",
-    "Windows PowerShell": "powershell-classic",
-    "Microsoft-Windows-TaskScheduler/Operational": "taskscheduler",
-    "Microsoft-Windows-WMI-Activity/Operational": "wmi",
-    "Microsoft-Windows-Windows Defender/Operational": "windefend",
-    "Microsoft-Windows-Bits-Client/Operational": "bits-client",
-    "Microsoft-Windows-CodeIntegrity/Operational": "codeintegrity-operational",
-    "Microsoft-Windows-DNS-Client/Operational": "dns-client",
-    "DNS Server": "dns-server",
-    "Microsoft-Windows-Windows Firewall With Advanced Security/Firewall": "firewall-as",
-    "Microsoft-Windows-TerminalServices-LocalSessionManager/Operational": "terminalservices-localsessionmanager",
-    "Microsoft-Windows-AppLocker/EXE and DLL": "applocker",
-    "Microsoft-Windows-AppLocker/MSI and Script": "applocker",
-    "Microsoft-Windows-DriverFrameworks-UserMode/Operational": "driver-framework",
-    "Microsoft-Windows-NTLM/Operational": "ntlm",
-    "Microsoft-Windows-SMBClient/Security": "smbclient-security",
-    "Microsoft-Windows-LDAP-Client/Debug": "ldap",
-    "Microsoft-Windows-OpenSSH/Operational": "openssh",
-}
+# Sigma Windows services by event log channel, as pySigma maps them.
+WINDOWS_SERVICES = windows_channel_services()
 
 # PowerShell event IDs with a Sigma category of their own.
 POWERSHELL_CATEGORIES = {4103: "ps_module", 4104: "ps_script"}
-POWERSHELL_CLASSIC_CATEGORIES = {400: "ps_classic_start", 600: "ps_classic_provider_start"}
+POWERSHELL_CLASSIC_CATEGORIES = {
+    400: "ps_classic_start",
+    600: "ps_classic_provider_start",
+    800: "ps_classic_script",
+}
 
 AUDIT_MSG = re.compile(r"audit\((?P<epoch>\d+(?:\.\d+)?):(?P<serial>\d+)\)")
 
@@ -152,13 +133,13 @@ def logsource_matches(rule_logsource: dict, source: EventSource) -> bool:
     key the rule leaves out matches anything.
     """
     for key in ("product", "service", "category"):
-        wanted = rule_logsource.get(key)
-        if not wanted:
+        expected = rule_logsource.get(key)
+        if not expected:
             continue
         actual = getattr(source, key)
-        if key == "category" and actual in SYSMON_CATEGORY_ALIASES.get(wanted, ()):
+        if key == "category" and actual in SYSMON_CATEGORY_ALIASES.get(expected, ()):
             continue
-        if wanted != actual:
+        if expected != actual:
             return False
     return True
 
@@ -166,9 +147,10 @@ def logsource_matches(rule_logsource: dict, source: EventSource) -> bool:
 def splunk_event(event: dict) -> dict:
     """Map an event to the HEC payload Splunk would index for it.
 
-    Windows events take the sourcetype and source of the Splunk Add-on for Microsoft
-    Windows (`XmlWinEventLog:<channel>`) with `EventCode` beside `EventID`; auditd
-    records take the `linux_audit` sourcetype of the Splunk Add-on for Unix and Linux.
+    Windows events take the sourcetype and source `XmlWinEventLog:<channel>` that the
+    Splunk Add-on for Microsoft Windows gives XML event logs, with `EventCode` beside
+    `EventID`. Auditd records take the `linux_audit` sourcetype of the Splunk Add-on
+    for Unix and Linux.
     """
     fields = dict(event)
     channel = event.get("Channel")
@@ -223,7 +205,7 @@ def read_events(data: bytes, *, name: str) -> list[dict]:
         ) from None
     stripped = text.lstrip()
     if not stripped:
-        raise EventFileError(f"{name}: the file is empty; it holds no events.")
+        raise EventFileError(f"{name}: the file is empty; it contains no events.")
     if stripped.startswith("["):
         return _limit(_read_json_array(text, name=name), name)
     if stripped.startswith("{"):
@@ -264,7 +246,7 @@ def read_evtx(data: bytes, *, name: str) -> list[dict]:
         document = json.loads(record["data"])
         events.append(flatten_windows_event(document, name=f"{name} record {record['event_record_id']}"))
     if not events:
-        raise EventFileError(f"{name}: the .evtx file holds no event records.")
+        raise EventFileError(f"{name}: the .evtx file contains no event records.")
     return events
 
 
@@ -397,7 +379,7 @@ def _limit(events: list[dict], name: str) -> list[dict]:
             "test; keep only the events of the test."
         )
     if not events:
-        raise EventFileError(f"{name}: the file holds no events.")
+        raise EventFileError(f"{name}: the file contains no events.")
     return events
 
 
