@@ -41,7 +41,7 @@ def _recover(*, sweep: bool) -> None:
         renders_recover(sweep=sweep)
         # Runs left `running` by a dead worker are failed here, so they are found
         # even where no beat process runs.
-        validations_recover(requeue=True)
+        validations_recover(requeue=True, requeue_all=not sweep)
     except Exception:
         # A worker that cannot reach the database still serves other tasks; the next
         # sweep, worker start or render_queries run recovers the renders and runs.

@@ -110,7 +110,7 @@ def test_load_leaves_children_consistent_after_update(db, content_copy):
 
     detection = Detection.objects.get(slug=SEED_SLUG)
     assert detection.sigma_rules.count() == 5
-    assert detection.tests.count() == 4
+    assert detection.tests.count() == 16
     assert detection.queries.get().branches.count() == 4
     assert detection.loaded_fingerprint == detection_fingerprint(detection)
 

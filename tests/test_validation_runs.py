@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from detections.models import Detection, DetectionTest, ValidationRun
 from detections.validation.runs import validation_execute, validation_request, validations_recover
+from tests.test_render_service import dead_broker  # noqa: F401 - pytest fixture
 
 SYSMON = "Microsoft-Windows-Sysmon/Operational"
 PYTHON_EVENT = {
@@ -488,3 +489,18 @@ def test_known_false_positive_flag(bare_detection, tmp_path, capsys):
     assert code == 0
     assert output["detections"][0]["tests"][0]["known_false_positive"] is True
     assert DetectionTest.objects.get().known_false_positive is True
+
+
+# Committed transactions, so the run is sent to the broker as soon as it is saved.
+@pytest.mark.django_db(transaction=True)
+def test_dead_broker_keeps_run_queued(bare_detection, tmp_path, dead_broker):
+    add_test(bare_detection.slug, write_lines(tmp_path / "attack.ndjson", [PYTHON_EVENT]))
+
+    with pytest.raises(CommandError) as error:
+        call_command("validate_detection", bare_detection.slug, "--wait", "1")
+
+    run = bare_detection.validation_runs.get()
+    assert run.status == ValidationRun.Status.QUEUED
+    assert "could not be sent to a worker" in run.error
+    assert "Connection refused" in str(error.value)
+    assert "--inline" in str(error.value)

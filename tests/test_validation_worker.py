@@ -58,6 +58,7 @@ def validate_on_worker(portal: Portal, *args: str) -> subprocess.CompletedProces
 def seed_with_one_test(portal: Portal, tmp_path) -> None:
     """Load the shipped content, then give the seed detection a test that must fire."""
     portal.manage("load_content")
+    wait_for_runs(portal, expected=1)
     event = {
         "Channel": SYSMON,
         "EventID": 1,

@@ -251,7 +251,7 @@ def test_detail_page_shows_false_positives(detail_response, seed_detection):
 def test_detail_page_shows_test_names(detail_response, seed_detection):
     text = page_text(detail_response)
     names = list(seed_detection.tests.values_list("name", flat=True))
-    assert len(names) == 4
+    assert len(names) == 16
     for name in names:
         assert name in text
 

@@ -82,22 +82,29 @@ def validation_request(
     return run
 
 
-def validation_enqueue(run_id: int) -> None:
-    """Send a run to the `validate` queue; a broker failure fails the run with the reason."""
+def validation_enqueue(run_id: int) -> bool:
+    """Send a run to the `validate` queue; return False when the broker is unreachable.
+
+    A run that cannot be sent stays queued with the reason in `error`, and is sent
+    again when a worker starts.
+    """
     from detections.tasks import validate_run
 
     try:
         validate_run.delay(run_id)
     except Exception as exc:  # noqa: BLE001 - any publish failure must reach the run row
-        logger.warning("validation run %s could not be queued: %s", run_id, exc)
+        logger.warning("broker unreachable, validation run %s stays queued: %s", run_id, exc)
         ValidationRun.objects.filter(pk=run_id, status=ValidationRun.Status.QUEUED).update(
-            status=ValidationRun.Status.ERROR,
             error=(
-                f"The run could not be sent to a worker: {exc}. Check CELERY_BROKER_URL and "
-                "that the broker is running, then run it again."
-            ),
-            finished_at=timezone.now(),
+                f"The run could not be sent to a worker: {exc}. It stays queued and is sent "
+                "when a worker starts; check CELERY_BROKER_URL and that the broker is running."
+            )
         )
+        return False
+    ValidationRun.objects.filter(pk=run_id, status=ValidationRun.Status.QUEUED).exclude(error="").update(
+        error=""
+    )
+    return True
 
 
 def validation_execute(run_id: int, *, task_id: str = "", timeout_errors: tuple = ()) -> ValidationRun | None:
@@ -129,11 +136,14 @@ def run_inline(detection: Detection, *, engine: str, trigger: str) -> Validation
     return executed or ValidationRun.objects.get(pk=run.pk)
 
 
-def validations_recover(*, requeue: bool = False) -> list[int]:
-    """Fail runs left `running` by a dead worker; with `requeue`, resend old queued runs.
+def validations_recover(*, requeue: bool = False, requeue_all: bool = False) -> list[int]:
+    """Fail runs left `running` by a dead worker, and resend queued runs.
 
     A run counts as abandoned once it has run longer than the hard time limit plus a
-    margin: by then Celery has killed the task, so no worker still owns it.
+    margin: by then Celery has killed the task, so no worker still owns it. With
+    `requeue`, queued runs older than that are sent again; with `requeue_all`, every
+    queued run is, as a starting worker does. Sending a run twice is harmless because
+    only one worker can claim it.
     """
     now = timezone.now()
     cutoff = now - timedelta(
@@ -153,13 +163,13 @@ def validations_recover(*, requeue: bool = False) -> list[int]:
             finished_at=now,
         )
         logger.warning("failed %d abandoned validation runs: %s", len(abandoned), abandoned)
-    if requeue:
-        stale = list(
-            ValidationRun.objects.filter(status=ValidationRun.Status.QUEUED, created_at__lt=cutoff)
-            .values_list("pk", flat=True)
-        )
-        for run_id in stale:
-            validation_enqueue(run_id)
+    if requeue or requeue_all:
+        queued = ValidationRun.objects.filter(status=ValidationRun.Status.QUEUED)
+        if not requeue_all:
+            queued = queued.filter(created_at__lt=cutoff)
+        for run_id in queued.values_list("pk", flat=True):
+            if not validation_enqueue(run_id):
+                break
     return abandoned
 
 

@@ -65,6 +65,7 @@ class Command(BaseCommand):
                     validation_request(detection, engine=engine, trigger=ValidationRun.Trigger.COMMAND)
                     for detection in detections
                 ]
+                self._check_sent(requested)
                 runs = self._wait(requested, wait)
         except ValidationUnavailable as exc:
             raise CommandError(str(exc)) from None
@@ -96,6 +97,12 @@ class Command(BaseCommand):
         if missing:
             raise CommandError(f"No detection with the slug {', '.join(map(repr, missing))}.")
         return [found[slug] for slug in dict.fromkeys(slugs)]
+
+    def _check_sent(self, runs: list[ValidationRun]) -> None:
+        for run in runs:
+            run.refresh_from_db(fields=["status", "error"])
+            if run.status == ValidationRun.Status.QUEUED and run.error:
+                raise CommandError(f"{run.error} Or run the tests here with --inline.")
 
     def _wait(self, runs: list[ValidationRun], wait: float) -> list[ValidationRun]:
         deadline = time.monotonic() + wait

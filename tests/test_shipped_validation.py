@@ -1,0 +1,81 @@
+"""The shipped T1560.002 tests, validated on the embedded engine as a worker would."""
+
+import json
+
+import pytest
+
+from detections.models import ValidationRun
+from detections.validation.runs import validation_execute, validation_request
+from tests.conftest import CONTENT_DIR, SEED_SLUG
+
+ATOMIC_GUIDS = {
+    "391f5298-b12d-4636-8482-35d9c17d53a8",
+    "c75612b2-9de0-4d7c-879c-10d7b077072d",
+    "001a042b-859f-44d9-bf81-fd1c4e2200b0",
+    "e86f1b4b-fcc1-4a2a-ae10-b49da01458db",
+}
+# The one expectation the detection does not meet: decompression fires the
+# PowerShell branch. The tuning notes record it.
+KNOWN_FAILURE = "PowerShell GZipStream Decompression of a Downloaded File"
+
+
+@pytest.fixture
+def shipped_run(seed_detection) -> ValidationRun:
+    run = validation_request(seed_detection, enqueue=False)
+    return validation_execute(run.pk, task_id="test")
+
+
+def test_shipped_tests_have_events(seed_detection):
+    tests = list(seed_detection.tests.all())
+
+    assert len(tests) == 16
+    assert all(test.recorded_events for test in tests)
+
+
+def test_shipped_atomic_guids(seed_detection):
+    guids = {str(test.atomic_guid) for test in seed_detection.tests.exclude(atomic_guid=None)}
+
+    assert guids == ATOMIC_GUIDS
+
+
+def test_shipped_results_as_expected(shipped_run):
+    results = {result.name: result for result in shipped_run.results.all()}
+
+    assert shipped_run.status == ValidationRun.Status.FAILED
+    assert all(result.error == "" for result in results.values())
+    assert results[KNOWN_FAILURE].passed is False
+    assert results[KNOWN_FAILURE].matches == 1
+    passed = {name for name, result in results.items() if result.passed}
+    assert passed == set(results) - {KNOWN_FAILURE}
+
+
+def test_shipped_false_positive_tests_fire(shipped_run):
+    noisy = shipped_run.results.filter(known_false_positive=True)
+
+    assert noisy.count() == 5
+    assert all(result.matches >= 1 for result in noisy)
+
+
+def test_shipped_near_misses_silent(shipped_run):
+    silent = shipped_run.results.filter(expect="silent").exclude(name=KNOWN_FAILURE)
+
+    assert silent.count() == 2
+    assert all(result.matches == 0 for result in silent)
+
+
+def test_shipped_first_test_branches(shipped_run):
+    result = shipped_run.results.get(position=0)
+    by_branch = {detail["branch"]: detail["matched_events"] for detail in result.details}
+
+    assert len(by_branch["PythonLibraryCompression"]) == 1
+    assert len(by_branch["StagedCompressedFileCreation"]) == 1
+    assert by_branch["CompressionDllLoad"] == []
+
+
+def test_shipped_events_files_sorted():
+    folder = CONTENT_DIR / "detections" / SEED_SLUG / "events"
+
+    for path in sorted(folder.glob("*.ndjson")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            event = json.loads(line)
+            assert line == json.dumps(event, sort_keys=True, ensure_ascii=False), path.name
