@@ -186,14 +186,13 @@ def renders_run(
     worker resumes the render that was in progress.
     """
     rules: dict[int, LoadedRule | str] = {}
-    converters: dict[str, TargetConverter | str] = {}
     targets = render_targets()
     pending = list(Render.objects.filter(pk__in=render_ids).order_by("sigma_rule_id", "target"))
     for index, render in enumerate(pending):
         if not _claim(render, task_id):
             continue
         try:
-            _render_one(render, targets, rules, converters, timeout_errors)
+            _render_one(render, targets, rules, timeout_errors)
         except timeout_errors:
             _finish(render, error=f"Timed out after {settings.RENDER_SOFT_TIME_LIMIT} s.")
             rest = [item.pk for item in pending[index + 1 :]]
@@ -239,24 +238,35 @@ def _claim(render: Render, task_id: str) -> bool:
     return True
 
 
+# Converters of this process by target. Building one takes up to about 100 ms
+# (the pipelines), against a few milliseconds for a conversion, so a worker keeps
+# them for its lifetime. A changed target entry is a different key.
+_converters: dict[RenderTarget, TargetConverter | str] = {}
+
+
+def _converter(target: RenderTarget) -> TargetConverter | str:
+    """Return this process's converter for a target, or why the target is unavailable."""
+    converter = _converters.get(target)
+    if converter is None:
+        try:
+            converter = TargetConverter(target)
+        except TargetUnavailable as exc:
+            converter = str(exc)
+        _converters[target] = converter
+    return converter
+
+
 def _render_one(
     render: Render,
     targets: dict,
     rules: dict,
-    converters: dict,
     timeout_errors: tuple[type[BaseException], ...],
 ) -> None:
     target = targets.get(render.target)
     if target is None:
         _finish(render, error=f"Target {render.target!r} is no longer configured.")
         return
-    converter = converters.get(target.key)
-    if converter is None:
-        try:
-            converter = TargetConverter(target)
-        except TargetUnavailable as exc:
-            converter = str(exc)
-        converters[target.key] = converter
+    converter = _converter(target)
     if isinstance(converter, str):
         _finish(render, error=converter, status=Render.Status.UNAVAILABLE)
         return

@@ -4,7 +4,7 @@ import logging
 import os
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import worker_init, worker_process_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -13,6 +13,30 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 logger = logging.getLogger(__name__)
+
+
+@worker_init.connect
+@worker_process_init.connect
+def use_asynchronous_commit(**kwargs) -> None:
+    """Let worker transactions on PostgreSQL commit without waiting for the WAL flush.
+
+    Every render and validation run commits its claim and its result, and waiting
+    for the disk on each commit costs more than the conversion itself. A database
+    crash can lose the last few hundred milliseconds of these commits, which leaves
+    the rows queued or running, and the recovery sweep sends them again. The
+    `WORKER_SYNCHRONOUS_COMMIT` setting (default `off`) sets the mode.
+    """
+    from django.conf import settings
+    from django.db import connections
+
+    mode = settings.WORKER_SYNCHRONOUS_COMMIT
+    for connection in connections.all():
+        if connection.vendor != "postgresql" or not mode:
+            continue
+        connection.close()
+        options = connection.settings_dict.setdefault("OPTIONS", {})
+        existing = options.get("options", "")
+        options["options"] = f"{existing} -c synchronous_commit={mode}".strip()
 
 
 @worker_ready.connect

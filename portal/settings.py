@@ -432,6 +432,13 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing fails fast when the broker is down instead of blocking a web request.
 CELERY_BROKER_CONNECTION_TIMEOUT = 5
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5}
+# Commit mode of worker connections on PostgreSQL; see portal.celery.
+WORKER_SYNCHRONOUS_COMMIT = env_str("WORKER_SYNCHRONOUS_COMMIT", "off")
+if WORKER_SYNCHRONOUS_COMMIT not in {"on", "off", "local", "remote_write", "remote_apply"}:
+    raise ImproperlyConfigured(
+        f"WORKER_SYNCHRONOUS_COMMIT={WORKER_SYNCHRONOUS_COMMIT!r} is invalid; use on, off, "
+        "local, remote_write or remote_apply (PostgreSQL's synchronous_commit values)."
+    )
 CELERY_BEAT_SCHEDULE = {
     "recover-validation-runs": {
         "task": "detections.validate_recover",

@@ -95,11 +95,21 @@ def target_versions(target: RenderTarget) -> dict[str, str]:
     return versions
 
 
-class TargetConverter:
-    """A backend with freshly built pipelines, for converting one batch of rules.
+# Backend packages whose processing pipelines keep text from one rule's errors and
+# append it to the next rule's (pySigma-backend-kusto 1.0.1 does). Found by converting
+# SigmaHQ rules with a reused converter and with a fresh one per rule.
+PIPELINES_WITH_RULE_STATE = frozenset({"pysigma-backend-kusto"})
 
-    pySigma pipelines change the rules they process and some keep state between
-    rules, so a converter is built per batch and every rule is deep-copied.
+
+class TargetConverter:
+    """A backend with its pipelines built once, reused for every rule of a process.
+
+    pySigma resets a processing pipeline's state at the start of each rule, but
+    pipelines change the rules they process, so every rule is deep-copied. Some
+    pipelines also keep state inside their transformations: the SentinelOne
+    PowerQuery backend's built-in pipeline (a class attribute) and the kusto
+    pipelines. A converter starts each rule from pristine copies of those, so a
+    rule's query never depends on the rules converted before it.
     """
 
     def __init__(self, target: RenderTarget):
@@ -110,13 +120,18 @@ class TargetConverter:
         use_shipped_attack_data()
         try:
             self.backend = backend_class(processing_pipeline=pipeline)
-            # Backends keep their built-in pipeline in a class attribute that every
-            # instance shares, and some pipelines keep state between rules (the
-            # SentinelOne PowerQuery one appends each error to the next rule's). A
-            # copy per converter keeps that state inside one batch.
             shared = getattr(backend_class, "backend_processing_pipeline", None)
-            if shared is not None:
-                self.backend.backend_processing_pipeline = copy.deepcopy(shared)
+            # Only a built-in pipeline with items can carry state from one rule to
+            # the next; copying an empty one for every rule would only cost time.
+            self._pristine_backend_pipeline = (
+                copy.deepcopy(shared) if shared is not None and shared.items else None
+            )
+            stateful = PIPELINES_WITH_RULE_STATE.intersection(
+                package.lower() for package in target.packages
+            )
+            self._pristine_pipeline = (
+                copy.deepcopy(self.backend.processing_pipeline) if stateful else None
+            )
         except Exception as exc:  # noqa: BLE001 - a broken plugin must not break other targets
             raise TargetUnavailable(
                 f"{target.backend} cannot be set up for {target.label}: {type(exc).__name__}: {exc}"
@@ -135,6 +150,12 @@ class TargetConverter:
         conversion = Conversion()
         sanitized: list[FidelityWarning] = []
         try:
+            if self._pristine_backend_pipeline is not None:
+                self.backend.backend_processing_pipeline = copy.deepcopy(
+                    self._pristine_backend_pipeline
+                )
+            if self._pristine_pipeline is not None:
+                self.backend.processing_pipeline = copy.deepcopy(self._pristine_pipeline)
             converted_rule = copy.deepcopy(rule.rule)
             if self.target.output_format == "savedsearches":
                 sanitized = savedsearches_metadata_sanitize(converted_rule)
