@@ -1,0 +1,1 @@
+"""A local stand-in for Splunk's REST search API and HTTP Event Collector; see README.md."""
