@@ -415,3 +415,19 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing fails fast when the broker is down instead of blocking a web request.
 CELERY_BROKER_CONNECTION_TIMEOUT = 5
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5}
+
+# Splunk engine for validation runs (detections.validation.splunk): events go to the test
+# index through the HTTP Event Collector, and searches run as REST search jobs. Validation
+# on Splunk is unavailable until both URLs and both tokens are set.
+SPLUNK_URL = os.environ.get("SPLUNK_URL", "")
+SPLUNK_TOKEN = os.environ.get("SPLUNK_TOKEN", "")
+SPLUNK_HEC_URL = os.environ.get("SPLUNK_HEC_URL", "")
+SPLUNK_HEC_TOKEN = os.environ.get("SPLUNK_HEC_TOKEN", "")
+SPLUNK_TEST_INDEX = os.environ.get("SPLUNK_TEST_INDEX", "portal_validation")
+# true verifies certificates against certifi's CA bundle, false turns verification off,
+# and any other value is the path of a CA bundle file or folder.
+SPLUNK_VERIFY_TLS = os.environ.get("SPLUNK_VERIFY_TLS", "true")
+# Seconds per HTTP call, and seconds to wait for a search job or for sent events to
+# become searchable.
+SPLUNK_TIMEOUT = float(os.environ.get("SPLUNK_TIMEOUT", "30"))
+SPLUNK_SEARCH_TIMEOUT = float(os.environ.get("SPLUNK_SEARCH_TIMEOUT", "120"))
