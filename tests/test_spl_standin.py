@@ -263,14 +263,32 @@ def test_default_index_only():
     assert sorted(ids(spl.parse("index=* a=1").run(rows))) == [1, 2]
 
 
-def test_indexed_field_search():
+def test_indexed_field_colons():
     rows = [
         stored({"id": 1}, indexed_fields={"portal_scope": "run-1"}),
-        stored({"id": 2}, indexed_fields={"portal_scope": "run-2"}),
+        stored({"id": 2}, position=1, indexed_fields={"portal_scope": "run-2"}),
     ]
 
-    assert ids(spl.parse('portal_scope="run-1"').run(rows)) == [1]
-    assert ids(spl.parse("portal_scope::run-2").run(rows)) == [2]
+    assert ids(spl.parse("portal_scope::run-1").run(rows)) == [1]
+    assert ids(spl.parse('portal_scope::"run-2"').run(rows)) == [2]
+    assert ids(spl.parse("portal_scope::RUN-*").run(rows)) == [2, 1]
+
+
+def test_indexed_field_equals_needs_raw():
+    rows = [
+        stored({"id": 1}, indexed_fields={"portal_scope": "run-1"}),
+        stored({"id": 2, "note": "run-1"}, position=1, indexed_fields={"portal_scope": "run-1"}),
+    ]
+
+    assert ids(spl.parse('portal_scope="run-1"').run(rows)) == [2]
+    assert ids(spl.parse("portal_scope IN (run-1)").run(rows)) == [2]
+
+
+def test_colons_only_indexed_fields():
+    rows = [stored({"id": 1, "kind": "x"})]
+
+    assert ids(spl.parse("kind::x").run(rows)) == []
+    assert ids(spl.parse("index::main sourcetype::json").run(rows)) == [1]
 
 
 def test_search_command_filters():

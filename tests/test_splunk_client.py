@@ -23,7 +23,7 @@ from .splunk_standin import SplunkStandIn
 
 SYSMON = "XmlWinEventLog:Microsoft-Windows-Sysmon/Operational"
 INDEX = "portal_validation"
-SCOPE_TERMS = f'index="{INDEX}" portal_scope="run-1"'
+SCOPE_TERMS = f'index="{INDEX}" portal_scope::run-1'
 
 
 @pytest.fixture
@@ -307,9 +307,10 @@ def test_scope_query_rejects(query, message):
         scope_query(query, "run-1", INDEX)
 
 
-def test_scope_query_invalid_scope():
+@pytest.mark.parametrize("scope", ['run"1', "run:1", "run 1", "", "-run"])
+def test_scope_query_invalid_scope(scope):
     with pytest.raises(ValueError, match="scope"):
-        scope_query("x", 'run"1', INDEX)
+        scope_query("x", scope, INDEX)
 
 
 def test_scoped_query_runs(client, splunk):

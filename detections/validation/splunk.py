@@ -53,9 +53,9 @@ HEC_EVENT_KEYS = ("time", "host", "source", "sourcetype", "event")
 # Splunk index names contain lowercase letters, digits, underscores and hyphens, and do
 # not start with an underscore or hyphen (indexes.conf).
 INDEX_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
-# Scopes end up inside a quoted SPL value, so they are kept to characters that need no
-# escaping there.
-SCOPE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+# Scopes end up unquoted in a portal_scope::<scope> term, so they are kept to characters
+# that need no quoting or escaping there.
+SCOPE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 SEARCH_COMMAND_START = re.compile(r"\s*(?:search(?=\s|$)|\|)")
 
 
@@ -278,8 +278,7 @@ class SplunkClient:
         stays short for ``search_timeout`` seconds. Indexing is asynchronous, so events
         that HEC accepted can take a while to show up in searches.
         """
-        _check_scope(scope)
-        spl = f'search index="{self.index}" portal_scope="{scope}" | stats count'
+        spl = f"search {_scope_terms(scope, self.index)} | stats count"
         deadline = time.monotonic() + self.search_timeout
         seen = 0
         while True:
@@ -558,9 +557,13 @@ def scope_query(spl: str, scope: str, index: str) -> str:
     """Rewrite the base search of ``spl`` to read only ``index`` and the events of ``scope``.
 
     Every ``index`` term of the base search (the text before the first pipe that is not
-    inside a quoted string) is replaced by ``index="<index>" portal_scope="<scope>"``. The
+    inside a quoted string) is replaced by ``index="<index>" portal_scope::<scope>``. The
     forms ``index=x``, ``index="x"``, ``index = x``, ``index::x`` and ``index IN (...)`` are
     recognised. A base search that names no index gets the two terms in front.
+
+    portal_scope is an indexed field that HEC adds and fields.conf does not declare. Splunk
+    looks the value of ``portal_scope="<scope>"`` up among the terms of the raw event text
+    first, where the scope never occurs, so only ``portal_scope::<scope>`` finds the events.
 
     The search command evaluates OR before AND, so a replaced term restricts the whole
     search only when it is at the top level and not next to OR. When an index term
@@ -574,9 +577,7 @@ def scope_query(spl: str, scope: str, index: str) -> str:
     replaced. It is still combined with the scope terms by AND.
     Returns the rewritten query text, for callers to record what ran.
     """
-    _check_scope(scope)
-    if not INDEX_NAME.fullmatch(index):
-        raise ValueError(f"index {index!r} is not a valid Splunk index name")
+    scope_terms = _scope_terms(scope, index)
     if spl.lstrip().startswith("|"):
         raise ValueError(
             "the query starts with a generating command; only queries that begin with a "
@@ -586,7 +587,6 @@ def scope_query(spl: str, scope: str, index: str) -> str:
     base, rest = spl[:base_end], spl[base_end:]
     keyword = re.match(r"\s*(?:search(?=\s|$)\s*)?", base)
     head, expression = base[: keyword.end()], base[keyword.end() :]
-    scope_terms = f'index="{index}" portal_scope="{scope}"'
 
     terms, needs_prefix = _find_index_terms(expression)
     if not terms:
@@ -696,9 +696,17 @@ def _ends_with_keyword(text: str, keyword: str) -> bool:
 def _check_scope(scope: str) -> None:
     if not SCOPE_NAME.fullmatch(scope):
         raise ValueError(
-            f"scope {scope!r} is not valid: use 1 to 128 letters, digits, '_', '.', ':' or '-', "
+            f"scope {scope!r} is not valid: use 1 to 128 letters, digits, '_', '.' or '-', "
             "starting with a letter or digit"
         )
+
+
+def _scope_terms(scope: str, index: str) -> str:
+    """Return the search terms that select the events of ``scope`` in ``index``."""
+    _check_scope(scope)
+    if not INDEX_NAME.fullmatch(index):
+        raise ValueError(f"index {index!r} is not a valid Splunk index name")
+    return f'index="{index}" portal_scope::{scope}'
 
 
 def _ssl_verification(verify: bool | str | ssl.SSLContext) -> bool | ssl.SSLContext:

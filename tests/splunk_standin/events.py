@@ -4,6 +4,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from .values import INDEXED_FIELDS_KEY
+
 
 @dataclass
 class StoredEvent:
@@ -26,6 +28,7 @@ class StoredEvent:
         fields: dict[str, Any] = {}
         fields.update(extract_json_fields(self.raw))
         fields.update(self.indexed_fields)
+        fields[INDEXED_FIELDS_KEY] = frozenset(self.indexed_fields)
         fields.update(
             {
                 "_raw": self.raw,

@@ -18,6 +18,13 @@ event lacks the field, so ``NOT field=value`` is then true. ``field!=value`` is 
 the field is missing. A multivalue field matches ``=`` when any value matches and ``!=`` when
 none does. ``<`` and the other orderings compare numbers when both sides are numeric and
 strings otherwise.
+
+Indexed fields: ``field::value`` matches only indexed fields, which are ``index``, ``host``,
+``source``, ``sourcetype`` and the custom fields sent in HEC's ``fields``. Splunk searches
+a custom indexed field that fields.conf does not declare ``INDEXED = true`` by first
+looking its value up among the terms of the raw text. So ``field=value`` on such a field
+also needs ``value`` as a term in ``_raw``, and ``field::value`` is the way to search it.
+The stand-in has no fields.conf.
 NOTE: a bare term matches ``_raw`` case-insensitively when it is bounded by breaker
 characters of Splunk's default segmentation. This approximates Splunk's term index, which
 also splits on minor breakers and treats some characters differently.
@@ -29,7 +36,7 @@ from functools import lru_cache
 from typing import Any
 
 from .errors import SPLSyntaxError
-from .values import field_values, to_number
+from .values import INDEXED_FIELDS_KEY, field_values, to_number
 
 # Major and minor breakers of Splunk's default segmenters.conf, without the URL-encoded ones.
 BREAKERS = " \t\r\n[]<>(){}|!;,'\"*&?+/:=@.-$#%\\_"
@@ -42,6 +49,7 @@ TIME_MODIFIERS = frozenset(
     }
 )  # fmt: skip
 KNOWLEDGE_OBJECT_FIELDS = frozenset({"eventtype", "tag", "savedsearch", "savedsplunk"})
+METADATA_FIELDS = frozenset({"index", "host", "source", "sourcetype"})
 WORD_END = frozenset(" \t\r\n()\"=<>")
 
 
@@ -82,7 +90,14 @@ class FieldComparison(SearchNode):
         values = field_values(row.get(self.field))
         if not values:
             return False
+        custom_indexed = self.field in row.get(INDEXED_FIELDS_KEY, ())
+        if self.operator == "::":
+            if not custom_indexed and self.field not in METADATA_FIELDS:
+                return False
+            return any(value_pattern(self.value).fullmatch(value) for value in values)
         if self.operator == "=":
+            if custom_indexed and not RawTerm(self.value).matches(row):
+                return False
             return any(value_pattern(self.value).fullmatch(value) for value in values)
         if self.operator == "!=":
             return not any(value_pattern(self.value).fullmatch(value) for value in values)
@@ -98,8 +113,10 @@ class FieldIn(SearchNode):
     values: tuple[str, ...]
 
     def matches(self, row: dict[str, Any]) -> bool:
+        custom_indexed = self.field in row.get(INDEXED_FIELDS_KEY, ())
         return any(
             value_pattern(candidate).fullmatch(value)
+            and (not custom_indexed or RawTerm(candidate).matches(row))
             for value in field_values(row.get(self.field))
             for candidate in self.values
         )
@@ -290,7 +307,9 @@ class SearchParser:
         self.position = after_word
         if "::" in word:
             field, value = word.split("::", 1)
-            return FieldComparison(self._check_field(field), "=", unescape_search_text(value))
+            if not value and self._peek() == '"':
+                value = self._read_quoted()
+            return FieldComparison(self._check_field(field), "::", unescape_search_text(value))
         return _term(unescape_search_text(word))
 
     def _check_field(self, field: str) -> str:

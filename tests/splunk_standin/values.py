@@ -9,6 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+# Row key of the set of custom indexed field names. Its NUL prefix cannot clash with a
+# field name, and render_row leaves it out of results.
+INDEXED_FIELDS_KEY = "\x00indexed_fields"
 
 
 def to_number(value: Any) -> int | float | None:
@@ -59,7 +62,7 @@ def render_row(row: dict[str, Any]) -> dict[str, Any]:
     """Convert a row to the JSON shape of a results row: strings and lists of strings."""
     rendered: dict[str, Any] = {}
     for name, value in row.items():
-        if value is None:
+        if value is None or name == INDEXED_FIELDS_KEY:
             continue
         if name == "_time" and to_number(value) is not None:
             rendered[name] = render_time(float(to_number(value)))
