@@ -238,7 +238,7 @@ class SplunkClient:
         if not isinstance(code, int):
             raise SplunkError(
                 "bad_response",
-                f"HTTP Event Collector answered HTTP {response.status_code} without the "
+                f"HTTP Event Collector responded with HTTP {response.status_code} without the "
                 f"documented text and code: {_excerpt(response.text)}",
                 status_code=response.status_code,
             )
@@ -827,7 +827,7 @@ def _json_body(response: httpx.Response, action: str) -> Any:
 def _bad_response(response: httpx.Response, action: str, problem: str) -> SplunkError:
     return SplunkError(
         "bad_response",
-        f"Splunk answered HTTP {response.status_code} with a body that is not the documented "
+        f"Splunk responded with HTTP {response.status_code} and a body that is not the documented "
         f"JSON ({problem}) while trying to {action}: {_excerpt(response.text)}",
         status_code=response.status_code,
     )
