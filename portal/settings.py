@@ -450,3 +450,19 @@ if VALIDATION_SCHEDULE_SECONDS > 0:
         "task": "detections.validate_published",
         "schedule": float(VALIDATION_SCHEDULE_SECONDS),
     }
+
+# Splunk engine for validation runs (detections.validation.splunk): events go to the test
+# index through the HTTP Event Collector, and searches run as REST search jobs. Validation
+# on Splunk is unavailable until both URLs and both tokens are set.
+SPLUNK_URL = os.environ.get("SPLUNK_URL", "")
+SPLUNK_TOKEN = env_str("SPLUNK_TOKEN")
+SPLUNK_HEC_URL = os.environ.get("SPLUNK_HEC_URL", "")
+SPLUNK_HEC_TOKEN = env_str("SPLUNK_HEC_TOKEN")
+SPLUNK_TEST_INDEX = os.environ.get("SPLUNK_TEST_INDEX", "portal_validation")
+# true verifies certificates against certifi's CA bundle, false turns verification off,
+# and any other value is the path of a CA bundle file or folder.
+SPLUNK_VERIFY_TLS = os.environ.get("SPLUNK_VERIFY_TLS", "true")
+# Seconds per HTTP call, and seconds to wait for a search job or for sent events to
+# become searchable.
+SPLUNK_TIMEOUT = float(os.environ.get("SPLUNK_TIMEOUT", "30"))
+SPLUNK_SEARCH_TIMEOUT = float(os.environ.get("SPLUNK_SEARCH_TIMEOUT", "120"))
