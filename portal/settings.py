@@ -466,3 +466,5 @@ SPLUNK_VERIFY_TLS = os.environ.get("SPLUNK_VERIFY_TLS", "true")
 # become searchable.
 SPLUNK_TIMEOUT = float(os.environ.get("SPLUNK_TIMEOUT", "30"))
 SPLUNK_SEARCH_TIMEOUT = float(os.environ.get("SPLUNK_SEARCH_TIMEOUT", "120"))
+# Seconds between two status checks of a search job.
+SPLUNK_POLL_INTERVAL = float(os.environ.get("SPLUNK_POLL_INTERVAL", "0.5"))

@@ -182,7 +182,9 @@ class SplunkClient:
             _seconds_setting(
                 "SPLUNK_SEARCH_TIMEOUT", getattr(settings, "SPLUNK_SEARCH_TIMEOUT", 120)
             ),
-            **options,
+            **({"poll_interval": _seconds_setting(
+                "SPLUNK_POLL_INTERVAL", getattr(settings, "SPLUNK_POLL_INTERVAL", 0.5)
+            )} | options),
         )
 
     def close(self) -> None:
