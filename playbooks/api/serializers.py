@@ -102,7 +102,15 @@ class HuntingQuerySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = HuntingQuery
-        fields = ["number", "name", "role", "hypothesis", "expected_noise", "data_sources", "queries"]
+        fields = [
+            "number",
+            "name",
+            "role",
+            "hypothesis",
+            "expected_noise",
+            "data_sources",
+            "queries",
+        ]
 
 
 class PlaybookSerializer(PlaybookLinkSerializer):
