@@ -39,7 +39,11 @@ def test_export_reproduces_loaded_files_byte_for_byte(db, tmp_path):
 
     content_export(root=tmp_path / "out")
 
-    assert content_files(tmp_path / "out") == content_files(CONTENT_DIR)
+    exported = content_files(tmp_path / "out")
+    playbook_folder = "playbooks/archive-via-library-response"
+    assert f"{playbook_folder}/playbook.yml" in exported
+    assert f"{playbook_folder}/sigma/upload_tool_names_archive.yml" in exported
+    assert exported == content_files(CONTENT_DIR)
 
 
 def test_export_command_writes_every_file(seed_detection, tmp_path):

@@ -25,6 +25,8 @@ from detections.models import (
 )
 from detections.pysigma.convert import RenderTarget
 from detections.selectors import visible_detections
+from playbooks.api.links import PlaybookLinkSerializer
+from playbooks.selectors import visible_playbooks
 
 
 class TacticSerializer(serializers.ModelSerializer):
@@ -405,6 +407,9 @@ class DetectionSerializer(DetectionListSerializer):
     renders_summary = serializers.SerializerMethodField()
     queries_url = serializers.SerializerMethodField()
     html_url = serializers.SerializerMethodField()
+    playbooks = serializers.SerializerMethodField(
+        help_text="Response playbooks for the detection that the caller may read."
+    )
 
     class Meta(DetectionListSerializer.Meta):
         fields = DetectionListSerializer.Meta.fields + [
@@ -431,6 +436,7 @@ class DetectionSerializer(DetectionListSerializer):
             "tests",
             "related",
             "other_platforms",
+            "playbooks",
         ]
 
     @extend_schema_field(DetectionLinkSerializer(many=True))
@@ -481,3 +487,9 @@ class DetectionSerializer(DetectionListSerializer):
         path = detection.get_absolute_url()
         return request.build_absolute_uri(path) if request else path
 
+    @extend_schema_field(PlaybookLinkSerializer(many=True))
+    def get_playbooks(self, detection: Detection) -> list[dict]:
+        request = self.context.get("request")
+        user = request.user if request else AnonymousUser()
+        playbooks = visible_playbooks(user).filter(links__detection=detection).order_by("title")
+        return PlaybookLinkSerializer(playbooks, many=True, context=self.context).data

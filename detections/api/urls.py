@@ -1,5 +1,7 @@
 from rest_framework.routers import DefaultRouter
 
+from playbooks.api.views import PlaybookViewSet
+
 from .views import DetectionViewSet, ValidationRunViewSet
 
 app_name = "api"
@@ -7,5 +9,6 @@ app_name = "api"
 router = DefaultRouter()
 router.register("detections", DetectionViewSet, basename="detection")
 router.register("validations", ValidationRunViewSet, basename="validation")
+router.register("playbooks", PlaybookViewSet, basename="playbook")
 
 urlpatterns = router.urls

@@ -16,7 +16,7 @@ class ExportError(Exception):
 
 
 def content_export(*, root: Path) -> list[Path]:
-    """Write every detection and the catalogue under `root`; return the files written.
+    """Write every detection, playbook and the catalogue under `root`; return the files written.
 
     Every path is checked before the first file is written, so a stored Sigma file
     name or a symbolic link that would put a file outside its detection's folder
@@ -43,6 +43,10 @@ def content_export(*, root: Path) -> list[Path]:
     for detection in detections:
         for name, text in detection_files(detection).items():
             files[_detection_path(root, detection, name)] = text
+    # Imported here because playbooks.content.exporter imports ExportError from this module.
+    from playbooks.content.exporter import playbook_export_files
+
+    files.update(playbook_export_files(root))
     return [_write(path, text) for path, text in files.items()]
 
 

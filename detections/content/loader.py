@@ -21,6 +21,8 @@ from detections.models import (
     Technique,
 )
 from detections.rendering import renders_schedule
+from playbooks.content.loader import PlaybookLoadReport, playbooks_load
+from playbooks.content.reader import read_playbooks
 
 from .documents import detection_fingerprint
 from .reader import DetectionFile, read_content
@@ -38,6 +40,7 @@ class LoadReport:
     unchanged: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     renders_queued: int = 0
+    playbooks: PlaybookLoadReport = field(default_factory=PlaybookLoadReport)
 
 
 def content_load(*, root: Path, force: bool = False) -> LoadReport:
@@ -47,6 +50,7 @@ def content_load(*, root: Path, force: bool = False) -> LoadReport:
     one transaction, so a bad file leaves the database exactly as it was.
     """
     bundle = read_content(root)
+    playbook_bundle = read_playbooks(root)
     report = LoadReport()
     with transaction.atomic():
         if bundle.catalogue:
@@ -62,6 +66,7 @@ def content_load(*, root: Path, force: bool = False) -> LoadReport:
         for detection, _ in loaded.values():
             detection.loaded_fingerprint = detection_fingerprint(detection)
             detection.save(update_fields=["loaded_fingerprint"])
+        report.playbooks = playbooks_load(playbook_bundle, force=force)
         rule_ids = SigmaRule.objects.filter(
             detection__in=[detection for detection, _ in loaded.values()]
         ).values_list("pk", flat=True)

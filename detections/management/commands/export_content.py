@@ -6,7 +6,10 @@ from detections.content.exporter import ExportError, content_export
 
 
 class Command(BaseCommand):
-    help = "Write every detection and the ATT&CK catalogue as a content folder under DIR."
+    help = (
+        "Write every detection, every playbook and the ATT&CK catalogue as a content "
+        "folder under DIR."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("directory", type=Path, help="Folder to write; created if missing.")

@@ -11,7 +11,8 @@ from detections.validation.runs import validation_request
 
 class Command(BaseCommand):
     help = (
-        "Load detections from a content folder (default: the repository's content/). "
+        "Load detections and playbooks from a content folder (default: the repository's "
+        "content/). "
         "All files are checked first and written in one transaction. A detection "
         "changed in the portal since its last load is reported and kept, unless --force."
     )
@@ -41,7 +42,15 @@ class Command(BaseCommand):
         ):
             for slug in slugs:
                 self.stdout.write(f"{label}: {slug}")
-        for slug in report.conflicts:
+        playbooks = report.playbooks
+        for label, slugs in (
+            ("playbook created", playbooks.created),
+            ("playbook updated", playbooks.updated),
+            ("playbook unchanged", playbooks.unchanged),
+        ):
+            for slug in slugs:
+                self.stdout.write(f"{label}: {slug}")
+        for slug in report.conflicts + playbooks.conflicts:
             self.stderr.write(
                 f"kept: {slug} was changed in the portal since it was loaded; "
                 "export it to keep the edits, or load with --force to overwrite them"
@@ -59,6 +68,8 @@ class Command(BaseCommand):
                 f"{len(report.created)} created, {len(report.updated)} updated, "
                 f"{len(report.unchanged)} unchanged, {len(report.conflicts)} kept; "
                 f"{report.renders_queued} renders and {len(validations)} validation runs "
-                "queued for the workers"
+                "queued for the workers; playbooks: "
+                f"{len(playbooks.created)} created, {len(playbooks.updated)} updated, "
+                f"{len(playbooks.unchanged)} unchanged, {len(playbooks.conflicts)} kept"
             )
         )

@@ -1,0 +1,1 @@
+"""REST API of playbooks, under /api/v1/playbooks/."""

@@ -1,0 +1,93 @@
+"""Read-only API over playbooks, with Markdown and CACAO 2.0 downloads."""
+
+import uuid
+
+import django_filters
+from django.db.models import Q, QuerySet
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import viewsets
+from rest_framework.decorators import action
+
+from playbooks import downloads
+from playbooks.models import Playbook
+from playbooks.selectors import playbook_queryset_for
+
+from .serializers import PlaybookSerializer
+
+
+class PlaybookFilter(django_filters.FilterSet):
+    detection = django_filters.CharFilter(
+        method="filter_detection",
+        label="Detection",
+        help_text="Only playbooks of this detection, by slug or UUID.",
+    )
+
+    class Meta:
+        model = Playbook
+        fields = ["detection"]
+
+    def filter_detection(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        try:
+            condition = Q(links__detection__uuid=uuid.UUID(value))
+        except ValueError:
+            condition = Q(links__detection__slug=value)
+        return queryset.filter(pk__in=Playbook.objects.filter(condition).values("pk"))
+
+
+class PlaybookViewSet(viewsets.ReadOnlyModelViewSet):
+    """Playbooks with their steps, questions, hunts and queries. `{slug}` also takes the UUID.
+
+    Anonymous callers see published playbooks only, and only the published detections
+    they belong to.
+    """
+
+    lookup_field = "slug"
+    lookup_value_regex = "[^/]+"
+    serializer_class = PlaybookSerializer
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = PlaybookFilter
+
+    def get_queryset(self) -> QuerySet[Playbook]:
+        return playbook_queryset_for(self.request.user)
+
+    def get_object(self) -> Playbook:
+        value = self.kwargs["slug"]
+        if "\x00" in value:
+            # PostgreSQL text cannot contain NUL, so such a lookup can match nothing.
+            raise Http404("No playbook matches the given query.")
+        queryset = self.get_queryset()
+        try:
+            playbook = get_object_or_404(queryset, uuid=uuid.UUID(value))
+        except ValueError:
+            playbook = get_object_or_404(queryset, slug=value)
+        self.check_object_permissions(self.request, playbook)
+        return playbook
+
+    @extend_schema(
+        responses={
+            (200, "text/markdown"): OpenApiResponse(
+                response=OpenApiTypes.STR, description="The playbook as one Markdown file."
+            )
+        }
+    )
+    @action(detail=True, url_path="download/markdown", url_name="markdown-download")
+    def markdown_download(self, request, slug=None) -> HttpResponse:
+        """Download the playbook as Markdown, for a ticket or a wiki page."""
+        return downloads.markdown_response(self.get_object())
+
+    @extend_schema(
+        responses={
+            (200, "application/json"): OpenApiResponse(
+                response=OpenApiTypes.OBJECT,
+                description="An OASIS CACAO Security Playbooks 2.0 playbook object.",
+            )
+        }
+    )
+    @action(detail=True, url_path="download/cacao", url_name="cacao-download")
+    def cacao_download(self, request, slug=None) -> HttpResponse:
+        """Download the playbook as a CACAO 2.0 JSON document for SOAR platforms."""
+        return downloads.cacao_response(self.get_object())

@@ -1,0 +1,1 @@
+"""Playbooks as code: reading, checking, loading and exporting `content/playbooks/`."""
