@@ -168,8 +168,9 @@ STORAGES = {
 # Folder of detection-as-code files that `load_content` reads when given no path.
 CONTENT_DIR = Path(env_str("PORTAL_CONTENT_DIR", str(BASE_DIR / "content")))
 
-# Until the portal has its own sign-in page, the admin's serves web sign-in.
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/"
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

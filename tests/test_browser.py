@@ -135,3 +135,28 @@ def test_render_tab_shows_and_downloads_query(page, transactional_db, live_serve
     download = download_info.value
     assert download.suggested_filename.endswith(".splunk.spl")
     assert Path(download.path()).read_bytes() == render.query.encode("utf-8")
+
+
+def test_validation_started_from_detail_page(
+    page, transactional_db, live_server, seed_detection, django_user_model
+):
+    from detections.models import ValidationRun
+    from detections.validation.runs import validation_execute
+
+    django_user_model.objects.create_user("analyst", password="a-long-password-1")
+    page.goto(live_server.url + "/accounts/login/?next=" + seed_detection.get_absolute_url())
+    page.fill("#id_username", "analyst")
+    page.fill("#id_password", "a-long-password-1")
+    page.get_by_test_id("login-form").get_by_role("button", name="Sign in").click()
+
+    page.get_by_test_id("validation-start").get_by_role("button", name="Run the tests").click()
+
+    expect(page.get_by_test_id("run-pending")).to_be_visible()
+    run = ValidationRun.objects.filter(trigger=ValidationRun.Trigger.WEB).get()
+    # The test settings keep messages in memory, so the worker's part runs here.
+    validation_execute(run.pk, task_id="browser-test")
+    page.reload()
+    expect(page.get_by_test_id("run-results")).to_contain_text("PowerShell GZipStream Decompression")
+    expect(page.get_by_test_id("validation-badge")).to_have_text("failing 15/16")
+    page.goto(live_server.url + seed_detection.get_absolute_url() + "#tests")
+    expect(page.get_by_test_id("test-last-result").first).to_contain_text("2 of 5 recorded events matched")
