@@ -2,6 +2,7 @@
 
 import json
 from datetime import timedelta
+from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
@@ -10,6 +11,9 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from detections.models import Detection, DetectionTest, ValidationRun
+from detections.pysigma.embedded import compile_rule
+from detections.validation.embedded import run_rules
+from detections.validation.events import read_events_file
 from detections.validation.runs import validation_execute, validation_request, validations_recover
 from tests.test_render_service import dead_broker  # noqa: F401 - pytest fixture
 
@@ -504,3 +508,45 @@ def test_dead_broker_keeps_run_queued(bare_detection, tmp_path, dead_broker):
     assert "could not be sent to a worker" in run.error
     assert "Connection refused" in str(error.value)
     assert "--inline" in str(error.value)
+
+
+EVTX_SAMPLE = Path(__file__).parent / "files" / "evtx" / "new-user-security.evtx"
+
+
+def test_evtx_file_flattened():
+    events = read_events_file(EVTX_SAMPLE)
+
+    # Records come in the file's order, which is not the order of their IDs.
+    assert [event["EventID"] for event in events] == [4728, 4720, 4732, 4732]
+    first = events[1]
+    assert first["Channel"] == "Security"
+    assert first["Provider_Name"] == "Microsoft-Windows-Security-Auditing"
+    assert first["TargetUserName"]
+    assert isinstance(first["Execution_ProcessID"], int)
+    assert first["TimeCreated"].endswith("Z")
+
+
+def test_evtx_rule_matches_user_creation():
+    rule = compile_rule(
+        "title: User account created\n"
+        "id: 9d0c6ab1-3f6c-4a58-8a4f-6f7d7c0c1e21\n"
+        "logsource:\n    product: windows\n    service: security\n"
+        "detection:\n    selection:\n        EventID: 4720\n    condition: selection\n",
+        source="user_created.yml",
+    )
+
+    result = run_rules([rule], read_events_file(EVTX_SAMPLE))
+
+    assert result.matched == {1}
+    assert result.errors == []
+
+
+def test_add_test_evtx_unread_by_rules(bare_detection, capsys):
+    add_test(bare_detection.slug, str(EVTX_SAMPLE), "silent")
+
+    code, output = validate_json(capsys, bare_detection.slug)
+
+    test = output["detections"][0]["tests"][0]
+    assert bare_detection.tests.get().platform == "windows"
+    assert code == 1
+    assert "No rule of the detection reads these events (4 windows/security)" in test["error"]
