@@ -122,7 +122,7 @@ class TargetConverter:
             self.backend = backend_class(processing_pipeline=pipeline)
             shared = getattr(backend_class, "backend_processing_pipeline", None)
             # Only a built-in pipeline with items can carry state from one rule to
-            # the next; copying an empty one for every rule would only cost time.
+            # the next. Copying an empty one for every rule would only cost time.
             self._pristine_backend_pipeline = (
                 copy.deepcopy(shared) if shared is not None and shared.items else None
             )

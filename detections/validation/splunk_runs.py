@@ -93,6 +93,7 @@ def _test_outcome(
     scope = f"run{run.pk}-test{test.position}"
     client.send_events([splunk_event(event) for event in test.recorded_events], scope)
     client.wait_until_searchable(scope, len(test.recorded_events))
+
     details: list[dict] = []
     errors: list[str] = []
     authored_rows = None
@@ -104,6 +105,7 @@ def _test_outcome(
         details.append(detail)
         if "error" not in detail:
             authored_rows = (authored_rows or 0) + len(rows)
+
     raw_matches: set[str] = set()
     for name, rule_id, text, error in rendered:
         if error:
@@ -114,6 +116,7 @@ def _test_outcome(
         detail["rule_id"] = rule_id
         raw_matches |= {str(row.get("_raw", index)) for index, row in enumerate(rows)}
         details.append(detail)
+
     embedded = embedded_outcome(test, rules)
     details.extend(embedded.details)
     details.append({"engine": "comparison", "branches": _comparison(details, authored)})
