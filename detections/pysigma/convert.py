@@ -95,21 +95,16 @@ def target_versions(target: RenderTarget) -> dict[str, str]:
     return versions
 
 
-# Backend packages whose processing pipelines keep text from one rule's errors and
-# append it to the next rule's (pySigma-backend-kusto 1.0.1 does). Found by converting
-# SigmaHQ rules with a reused converter and with a fresh one per rule.
-PIPELINES_WITH_RULE_STATE = frozenset({"pysigma-backend-kusto"})
-
-
 class TargetConverter:
     """A backend with its pipelines built once, reused for every rule of a process.
 
     pySigma resets a processing pipeline's state at the start of each rule, but
     pipelines change the rules they process, so every rule is deep-copied. Some
-    pipelines also keep state inside their transformations: the SentinelOne
-    PowerQuery backend's built-in pipeline (a class attribute) and the kusto
-    pipelines. A converter starts each rule from pristine copies of those, so a
-    rule's query never depends on the rules converted before it.
+    failure transformations also rewrite their own `message` when they raise: the
+    kusto pipelines (pySigma-backend-kusto 1.0.1) and the SentinelOne PowerQuery
+    backend's built-in pipeline prepend the field name each time, so one rule's
+    error would grow into the next rule's. A converter puts every such message
+    back before each rule, so a rule's query never depends on the rules before it.
     """
 
     def __init__(self, target: RenderTarget):
@@ -120,17 +115,13 @@ class TargetConverter:
         use_shipped_attack_data()
         try:
             self.backend = backend_class(processing_pipeline=pipeline)
+            # The built-in pipeline is shared by every instance of the backend
+            # class, so each converter gets its own copy.
             shared = getattr(backend_class, "backend_processing_pipeline", None)
-            # Only a built-in pipeline with items can carry state from one rule to
-            # the next. Copying an empty one for every rule would only cost time.
-            self._pristine_backend_pipeline = (
-                copy.deepcopy(shared) if shared is not None and shared.items else None
-            )
-            stateful = PIPELINES_WITH_RULE_STATE.intersection(
-                package.lower() for package in target.packages
-            )
-            self._pristine_pipeline = (
-                copy.deepcopy(self.backend.processing_pipeline) if stateful else None
+            if shared is not None and shared.items:
+                self.backend.backend_processing_pipeline = copy.deepcopy(shared)
+            self._messages = _transformation_messages(
+                self.backend.processing_pipeline, getattr(self.backend, "backend_processing_pipeline", None)
             )
         except Exception as exc:  # noqa: BLE001 - a broken plugin must not break other targets
             raise TargetUnavailable(
@@ -150,12 +141,8 @@ class TargetConverter:
         conversion = Conversion()
         sanitized: list[FidelityWarning] = []
         try:
-            if self._pristine_backend_pipeline is not None:
-                self.backend.backend_processing_pipeline = copy.deepcopy(
-                    self._pristine_backend_pipeline
-                )
-            if self._pristine_pipeline is not None:
-                self.backend.processing_pipeline = copy.deepcopy(self._pristine_pipeline)
+            for transformation, message in self._messages:
+                transformation.message = message
             converted_rule = copy.deepcopy(rule.rule)
             if self.target.output_format == "savedsearches":
                 sanitized = savedsearches_metadata_sanitize(converted_rule)
@@ -176,6 +163,18 @@ class TargetConverter:
                 rule.rule, self.target.key, conversion.query
             )
         return conversion
+
+
+def _transformation_messages(*pipelines) -> list[tuple[object, str]]:
+    """Return each transformation of the pipelines that has a text `message`, with it."""
+    found = []
+    for pipeline in pipelines:
+        for item in getattr(pipeline, "items", None) or []:
+            transformation = getattr(item, "transformation", None)
+            message = getattr(transformation, "message", None)
+            if isinstance(message, str):
+                found.append((transformation, message))
+    return found
 
 
 def savedsearches_metadata_sanitize(rule: SigmaRule) -> list[FidelityWarning]:
