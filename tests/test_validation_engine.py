@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from detections.pysigma.embedded import compile_rule
+from detections.pysigma.embedded import CompiledRule, compile_rule
 from detections.validation.embedded import run_rules
 
 SYSMON = "Microsoft-Windows-Sysmon/Operational"
@@ -263,3 +263,74 @@ def test_no_rule_reads_source_counts_as_unread():
 
     assert result.rules_applied == 0
     assert result.unread_sources == {"linux/auditd": 1}
+
+
+def engine_view(result) -> list:
+    """Everything run_rules reports, in a form two results can be compared by."""
+    rules = [(o.rule_id, o.title, sorted(o.matched), o.sources, o.errors) for o in result.rules]
+    return [rules, result.event_count, result.unread_sources]
+
+
+def mixed_events() -> list[dict]:
+    events = []
+    for number in range(30):
+        events.append(process(CommandLine=f"python -c x{number}", ParentImage="C:\\Windows\\explorer.exe"))
+        events.append({"Channel": SYSMON, "EventID": 3, "DestinationPort": str(number), "Image": "C:\\a\\curl.exe"})
+    events.append({"type": "EXECVE", "msg": "audit(1.0:1)", "a0": "python3"})
+    return events
+
+
+def mixed_rules() -> list:
+    texts = [
+        rule_text("sel:\n    CommandLine|contains: 'x1'\ncondition: sel"),
+        rule_text("sel:\n    CommandLine|endswith: '7'\nfilter:\n    ParentImage|endswith: '\\cmd.exe'\ncondition: sel and not filter"),
+        rule_text("sel:\n    OriginalFileName: 'python.exe'\ncondition: sel"),
+        rule_text(
+            "sel:\n    DestinationPort|gt: 20\ncondition: sel",
+            logsource="category: network_connection\n    product: windows",
+        ),
+        rule_text("sel:\n    Image|endswith: '\\curl.exe'\ncondition: sel", logsource="product: windows"),
+        rule_text("keywords:\n    - mimikatz\ncondition: keywords"),
+    ]
+    return [compile_rule(text, source=f"rule{index}.yml") for index, text in enumerate(texts)]
+
+
+def test_single_rule_scans_match_batched(monkeypatch):
+    from detections.validation import embedded
+
+    rules = mixed_rules() * 7
+    events = mixed_events()
+    batched = run_rules(rules, events)
+    monkeypatch.setattr(embedded, "RULES_PER_SCAN", 1)
+
+    single = run_rules(rules, events)
+
+    assert engine_view(batched) == engine_view(single)
+
+
+def test_failing_query_spares_other_rules():
+    good = compile_rule(rule_text("sel:\n    CommandLine|contains: 'x1'\ncondition: sel"), source="good.yml")
+    broken = CompiledRule(
+        "broken", "Broken rule", {"category": "process_creation", "product": "windows"},
+        ("SELECT _event FROM logs WHERE no_such_function(CommandLine)",), frozenset({"CommandLine"}),
+    )
+    events = [process(CommandLine="x1"), process(CommandLine="x2")]
+
+    result = run_rules([good, broken, good], events)
+
+    assert result.rules[0].matched == {0}
+    assert result.rules[2].matched == {0}
+    assert result.rules[1].matched == set()
+    assert result.rules[1].errors == ["the query failed in SQLite: no such function: no_such_function"]
+
+
+def test_case_variant_keys_share_column():
+    events = [
+        {"Channel": SYSMON, "EventID": 1, "Image": "C:\\a\\cmd.exe"},
+        {"Channel": SYSMON, "EventID": 1, "image": "C:\\b\\cmd.exe"},
+        {"Channel": SYSMON, "EventID": 1, "IMAGE": "C:\\c\\calc.exe"},
+    ]
+
+    found = matched("sel:\n    Image|endswith: '\\cmd.exe'\ncondition: sel", events)
+
+    assert found == {0, 1}
