@@ -295,15 +295,29 @@ def mixed_rules() -> list:
     return [compile_rule(text, source=f"rule{index}.yml") for index, text in enumerate(texts)]
 
 
+def test_parallel_slices_match_serial(monkeypatch):
+    from detections.validation import embedded
+
+    rules = mixed_rules()
+    events = mixed_events()
+    serial = run_rules(rules, events, workers=1)
+    monkeypatch.setattr(embedded, "PARALLEL_MIN_PAIRS", 1)
+
+    parallel = run_rules(rules, events, workers=3)
+
+    assert engine_view(parallel) == engine_view(serial)
+    assert serial.matched
+
+
 def test_single_rule_scans_match_batched(monkeypatch):
     from detections.validation import embedded
 
     rules = mixed_rules() * 7
     events = mixed_events()
-    batched = run_rules(rules, events)
+    batched = run_rules(rules, events, workers=1)
     monkeypatch.setattr(embedded, "RULES_PER_SCAN", 1)
 
-    single = run_rules(rules, events)
+    single = run_rules(rules, events, workers=1)
 
     assert engine_view(batched) == engine_view(single)
 
@@ -316,12 +330,43 @@ def test_failing_query_spares_other_rules():
     )
     events = [process(CommandLine="x1"), process(CommandLine="x2")]
 
-    result = run_rules([good, broken, good], events)
+    result = run_rules([good, broken, good], events, workers=1)
 
     assert result.rules[0].matched == {0}
     assert result.rules[2].matched == {0}
     assert result.rules[1].matched == set()
     assert result.rules[1].errors == ["the query failed in SQLite: no such function: no_such_function"]
+
+
+def test_slice_failure_discards_all_rows(monkeypatch):
+    # The pattern comes from the event: the last event's is an invalid regular expression,
+    # so a statement over all events fails, although the first slice alone would match.
+    from detections.validation import embedded
+
+    rule = CompiledRule(
+        "from-data", "Pattern from the event", {"category": "process_creation", "product": "windows"},
+        ("SELECT _event FROM logs WHERE CommandLine REGEXP ParentCommandLine",),
+        frozenset({"CommandLine", "ParentCommandLine"}),
+    )
+    events = [process(CommandLine="abc", ParentCommandLine="b") for _ in range(5)]
+    events.append(process(CommandLine="abc", ParentCommandLine="("))
+    serial = run_rules([rule], events, workers=1)
+    monkeypatch.setattr(embedded, "PARALLEL_MIN_PAIRS", 1)
+    scanned = []
+    scan = embedded._scan
+
+    def counting_scan(task):
+        scanned.append(len(task.events))
+        scan(task)
+
+    monkeypatch.setattr(embedded, "_scan", counting_scan)
+
+    parallel = run_rules([rule], events, workers=2)
+
+    assert scanned == [3, 3]
+    assert serial.rules[0].matched == set()
+    assert len(serial.rules[0].errors) == 1
+    assert engine_view(parallel) == engine_view(serial)
 
 
 def test_case_variant_keys_share_column():
@@ -334,3 +379,17 @@ def test_case_variant_keys_share_column():
     found = matched("sel:\n    Image|endswith: '\\cmd.exe'\ncondition: sel", events)
 
     assert found == {0, 1}
+
+
+def test_small_input_stays_on_calling_thread(monkeypatch):
+    from detections.validation import embedded
+
+    def no_threads(*args, **kwargs):
+        raise AssertionError("a small input started worker threads")
+
+    monkeypatch.setattr(embedded, "ThreadPoolExecutor", no_threads)
+
+    result = run_rules(mixed_rules(), mixed_events(), workers=4)
+
+    assert result.unread_sources == {"linux/auditd": 1}
+    assert result.matched
