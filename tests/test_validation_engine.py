@@ -247,6 +247,24 @@ def test_missing_field_reported():
     assert "none of the 1 windows/sysmon/process_creation events" in result.errors[0]
 
 
+def test_missing_field_reported_for_each_rule():
+    first = compile_rule(rule_text("sel:\n    OriginalFileName: 'python.exe'\ncondition: sel"), source="a")
+    second = compile_rule(
+        rule_text("sel:\n    CommandLine: x\nfilter:\n    OriginalFileName: 'cmd.exe'\n"
+                  "condition: sel and not filter"),
+        source="b",
+    )
+    events = [process(CommandLine="x")]
+
+    result = run_rules([first, second], events)
+
+    assert result.rules[0].matched == set()
+    assert result.rules[1].matched == {0}
+    assert len(result.rules[0].errors) == 1
+    assert len(result.rules[1].errors) == 1
+    assert "'OriginalFileName'" in result.rules[1].errors[0]
+
+
 def test_keyword_rule_reported_as_unsupported():
     rule = compile_rule(rule_text("keywords:\n    - mimikatz\ncondition: keywords"), source="t")
 

@@ -267,17 +267,16 @@ def _plan_source(
     source: EventSource, members: list[tuple[int, dict]], rules: list[CompiledRule]
 ) -> _SourcePlan:
     columns = column_names(event for _, event in members)
-    known = set(columns)
+    present = set(columns)
     applicable: dict[int, tuple[CompiledRule, list[str]]] = {}
     for position, rule in enumerate(rules):
         if rule.error or not logsource_matches(rule.logsource, source):
             continue
-        # A missing field is reported for the first rule that reads it; the empty column
-        # added for that rule then exists for the rules after it.
-        missing = sorted(name for name in rule.fields if name.casefold() not in known)
+        # Each rule reading a field that no event has gets an error. The table gets an
+        # empty column for the field, so that the rule's other conditions still decide.
+        missing = sorted(name for name in rule.fields if name.casefold() not in present)
         for name in missing:
-            known.add(name.casefold())
-            columns[name.casefold()] = name
+            columns.setdefault(name.casefold(), name)
         applicable[position] = (rule, missing)
     return _SourcePlan(source, members, columns, applicable)
 
