@@ -221,6 +221,27 @@ def test_sysmon_pipeline_adds_event_id():
     assert "EventID" in rule.fields
 
 
+@pytest.mark.parametrize(
+    ("category", "event_id", "detection"),
+    [
+        ("registry_delete", 12, "sel:\n    EventType: DeleteKey\ncondition: sel"),
+        ("sysmon_status", 16, "sel:\n    Configuration|endswith: '.xml'\ncondition: sel"),
+        ("sysmon_error", 255, "sel:\n    ID: DriverCommunication\ncondition: sel"),
+    ],
+)
+def test_sysmon_categories_follow_pipeline(category, event_id, detection):
+    events = [
+        {"Channel": SYSMON, "EventID": event_id, "EventType": "DeleteKey",
+         "Configuration": "C:\\sysmon.xml", "ID": "DriverCommunication"},
+        {"Channel": SYSMON, "EventID": 13, "EventType": "DeleteKey",
+         "Configuration": "C:\\sysmon.xml", "ID": "DriverCommunication"},
+    ]
+
+    found = matched(detection, events, logsource=f"category: {category}\n    product: windows")
+
+    assert found == {0}
+
+
 def test_logsource_limits_events_read():
     linux = compile_rule(
         rule_text("sel:\n    type: EXECVE\n    a0: python3\ncondition: sel", logsource="product: linux\n    service: auditd"),
