@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from detections.pysigma.embedded import compile_rule
+from detections.pysigma.embedded import CompiledRule, compile_rule
 from detections.validation.embedded import run_rules
 
 SYSMON = "Microsoft-Windows-Sysmon/Operational"
@@ -221,6 +221,27 @@ def test_sysmon_pipeline_adds_event_id():
     assert "EventID" in rule.fields
 
 
+@pytest.mark.parametrize(
+    ("category", "event_id", "detection"),
+    [
+        ("registry_delete", 12, "sel:\n    EventType: DeleteKey\ncondition: sel"),
+        ("sysmon_status", 16, "sel:\n    Configuration|endswith: '.xml'\ncondition: sel"),
+        ("sysmon_error", 255, "sel:\n    ID: DriverCommunication\ncondition: sel"),
+    ],
+)
+def test_sysmon_categories_follow_pipeline(category, event_id, detection):
+    events = [
+        {"Channel": SYSMON, "EventID": event_id, "EventType": "DeleteKey",
+         "Configuration": "C:\\sysmon.xml", "ID": "DriverCommunication"},
+        {"Channel": SYSMON, "EventID": 13, "EventType": "DeleteKey",
+         "Configuration": "C:\\sysmon.xml", "ID": "DriverCommunication"},
+    ]
+
+    found = matched(detection, events, logsource=f"category: {category}\n    product: windows")
+
+    assert found == {0}
+
+
 def test_logsource_limits_events_read():
     linux = compile_rule(
         rule_text("sel:\n    type: EXECVE\n    a0: python3\ncondition: sel", logsource="product: linux\n    service: auditd"),
@@ -247,6 +268,24 @@ def test_missing_field_reported():
     assert "none of the 1 windows/sysmon/process_creation events" in result.errors[0]
 
 
+def test_missing_field_reported_for_each_rule():
+    first = compile_rule(rule_text("sel:\n    OriginalFileName: 'python.exe'\ncondition: sel"), source="a")
+    second = compile_rule(
+        rule_text("sel:\n    CommandLine: x\nfilter:\n    OriginalFileName: 'cmd.exe'\n"
+                  "condition: sel and not filter"),
+        source="b",
+    )
+    events = [process(CommandLine="x")]
+
+    result = run_rules([first, second], events)
+
+    assert result.rules[0].matched == set()
+    assert result.rules[1].matched == {0}
+    assert len(result.rules[0].errors) == 1
+    assert len(result.rules[1].errors) == 1
+    assert "'OriginalFileName'" in result.rules[1].errors[0]
+
+
 def test_keyword_rule_reported_as_unsupported():
     rule = compile_rule(rule_text("keywords:\n    - mimikatz\ncondition: keywords"), source="t")
 
@@ -263,3 +302,133 @@ def test_no_rule_reads_source_counts_as_unread():
 
     assert result.rules_applied == 0
     assert result.unread_sources == {"linux/auditd": 1}
+
+
+def engine_view(result) -> list:
+    """Everything run_rules reports, in a form two results can be compared by."""
+    rules = [(o.rule_id, o.title, sorted(o.matched), o.sources, o.errors) for o in result.rules]
+    return [rules, result.event_count, result.unread_sources]
+
+
+def mixed_events() -> list[dict]:
+    events = []
+    for number in range(30):
+        events.append(process(CommandLine=f"python -c x{number}", ParentImage="C:\\Windows\\explorer.exe"))
+        events.append({"Channel": SYSMON, "EventID": 3, "DestinationPort": str(number), "Image": "C:\\a\\curl.exe"})
+    events.append({"type": "EXECVE", "msg": "audit(1.0:1)", "a0": "python3"})
+    return events
+
+
+def mixed_rules() -> list:
+    texts = [
+        rule_text("sel:\n    CommandLine|contains: 'x1'\ncondition: sel"),
+        rule_text("sel:\n    CommandLine|endswith: '7'\nfilter:\n    ParentImage|endswith: '\\cmd.exe'\ncondition: sel and not filter"),
+        rule_text("sel:\n    OriginalFileName: 'python.exe'\ncondition: sel"),
+        rule_text(
+            "sel:\n    DestinationPort|gt: 20\ncondition: sel",
+            logsource="category: network_connection\n    product: windows",
+        ),
+        rule_text("sel:\n    Image|endswith: '\\curl.exe'\ncondition: sel", logsource="product: windows"),
+        rule_text("keywords:\n    - mimikatz\ncondition: keywords"),
+    ]
+    return [compile_rule(text, source=f"rule{index}.yml") for index, text in enumerate(texts)]
+
+
+def test_parallel_slices_match_serial(monkeypatch):
+    from detections.validation import embedded
+
+    rules = mixed_rules()
+    events = mixed_events()
+    serial = run_rules(rules, events, workers=1)
+    monkeypatch.setattr(embedded, "PARALLEL_MIN_PAIRS", 1)
+
+    parallel = run_rules(rules, events, workers=3)
+
+    assert engine_view(parallel) == engine_view(serial)
+    assert serial.matched
+
+
+def test_single_rule_scans_match_batched(monkeypatch):
+    from detections.validation import embedded
+
+    rules = mixed_rules() * 7
+    events = mixed_events()
+    batched = run_rules(rules, events, workers=1)
+    monkeypatch.setattr(embedded, "RULES_PER_SCAN", 1)
+
+    single = run_rules(rules, events, workers=1)
+
+    assert engine_view(batched) == engine_view(single)
+
+
+def test_failing_query_spares_other_rules():
+    good = compile_rule(rule_text("sel:\n    CommandLine|contains: 'x1'\ncondition: sel"), source="good.yml")
+    broken = CompiledRule(
+        "broken", "Broken rule", {"category": "process_creation", "product": "windows"},
+        ("SELECT _event FROM logs WHERE no_such_function(CommandLine)",), frozenset({"CommandLine"}),
+    )
+    events = [process(CommandLine="x1"), process(CommandLine="x2")]
+
+    result = run_rules([good, broken, good], events, workers=1)
+
+    assert result.rules[0].matched == {0}
+    assert result.rules[2].matched == {0}
+    assert result.rules[1].matched == set()
+    assert result.rules[1].errors == ["the query failed in SQLite: no such function: no_such_function"]
+
+
+def test_slice_failure_discards_all_rows(monkeypatch):
+    # The pattern comes from the event: the last event's is an invalid regular expression,
+    # so a statement over all events fails, although the first slice alone would match.
+    from detections.validation import embedded
+
+    rule = CompiledRule(
+        "from-data", "Pattern from the event", {"category": "process_creation", "product": "windows"},
+        ("SELECT _event FROM logs WHERE CommandLine REGEXP ParentCommandLine",),
+        frozenset({"CommandLine", "ParentCommandLine"}),
+    )
+    events = [process(CommandLine="abc", ParentCommandLine="b") for _ in range(5)]
+    events.append(process(CommandLine="abc", ParentCommandLine="("))
+    serial = run_rules([rule], events, workers=1)
+    monkeypatch.setattr(embedded, "PARALLEL_MIN_PAIRS", 1)
+    scanned = []
+    scan = embedded._scan
+
+    def counting_scan(task):
+        scanned.append(len(task.events))
+        scan(task)
+
+    monkeypatch.setattr(embedded, "_scan", counting_scan)
+
+    parallel = run_rules([rule], events, workers=2)
+
+    assert scanned == [3, 3]
+    assert serial.rules[0].matched == set()
+    assert len(serial.rules[0].errors) == 1
+    assert engine_view(parallel) == engine_view(serial)
+
+
+def test_case_variant_keys_share_column():
+    events = [
+        {"Channel": SYSMON, "EventID": 1, "Image": "C:\\a\\cmd.exe"},
+        {"Channel": SYSMON, "EventID": 1, "image": "C:\\b\\cmd.exe"},
+        {"Channel": SYSMON, "EventID": 1, "IMAGE": "C:\\c\\calc.exe"},
+    ]
+
+    found = matched("sel:\n    Image|endswith: '\\cmd.exe'\ncondition: sel", events)
+
+    assert found == {0, 1}
+
+
+def test_small_input_stays_on_calling_thread(monkeypatch):
+    from detections.validation import embedded
+
+    def no_threads(*args, **kwargs):
+        raise AssertionError("a small input started worker threads")
+
+    monkeypatch.setattr(embedded, "ThreadPoolExecutor", no_threads)
+
+    result = run_rules(mixed_rules(), mixed_events(), workers=4)
+
+    assert result.unread_sources == {"linux/auditd": 1}
+    assert result.matched

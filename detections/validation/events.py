@@ -38,11 +38,13 @@ MAX_EVENTS_PER_TEST = 100_000
 
 SYSMON_CHANNEL = "Microsoft-Windows-Sysmon/Operational"
 
-# Sigma log source categories of Sysmon event IDs, as Sigma's Sysmon pipeline maps them.
+# Sigma log source categories of Sysmon event IDs, as Sigma's Sysmon pipeline
+# (pysigma-pipeline-sysmon 2.0) maps them.
 SYSMON_CATEGORIES = {
     1: "process_creation",
     2: "file_change",
     3: "network_connection",
+    4: "sysmon_status",
     5: "process_termination",
     6: "driver_load",
     7: "image_load",
@@ -54,6 +56,7 @@ SYSMON_CATEGORIES = {
     13: "registry_set",
     14: "registry_rename",
     15: "create_stream_hash",
+    16: "sysmon_status",
     17: "pipe_created",
     18: "pipe_created",
     19: "wmi_event",
@@ -67,10 +70,16 @@ SYSMON_CATEGORIES = {
     27: "file_block_executable",
     28: "file_block_shredding",
     29: "file_executable_detected",
+    255: "sysmon_error",
 }
 
-# Sigma's `registry_event` category covers Sysmon's three registry event IDs.
-SYSMON_CATEGORY_ALIASES = {"registry_event": {"registry_add", "registry_set", "registry_rename"}}
+# Categories that cover events filed under others. Sigma's `registry_event` covers
+# Sysmon's three registry event IDs, and the Sysmon pipeline maps `registry_delete`
+# to event ID 12, which creates and deletes keys and is filed as `registry_add`.
+SYSMON_CATEGORY_ALIASES = {
+    "registry_event": {"registry_add", "registry_set", "registry_rename"},
+    "registry_delete": {"registry_add"},
+}
 
 # Sigma Windows services by event log channel, as pySigma maps them.
 WINDOWS_SERVICES = windows_channel_services()
