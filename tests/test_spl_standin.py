@@ -6,18 +6,21 @@ import pytest
 import yaml
 
 from .conftest import CONTENT_DIR, SEED_SLUG
-from .splunk_standin import spl
+from .splunk_standin import SplunkStandIn, spl
 from .splunk_standin.errors import SPLRuntimeError, SPLSyntaxError
 from .splunk_standin.events import StoredEvent, extract_json_fields
+from .splunk_standin.time_modifiers import parse_time_spec
 from .splunk_standin.values import render_row, to_number
 
 SYSMON = "XmlWinEventLog:Microsoft-Windows-Sysmon/Operational"
+# The time of the first event that ``stored`` builds; each later position adds a second.
+FIRST_EVENT_TIME = 1_700_000_000.0
 
 
 def stored(fields: dict, *, position: int = 0, index: str = "main", **metadata) -> dict:
     """Return the search-time fields of an event indexed with JSON ``fields``."""
     event = StoredEvent(
-        time=1_700_000_000.0 + position,
+        time=FIRST_EVENT_TIME + position,
         host=metadata.get("host", "host1"),
         source=metadata.get("source", "source1"),
         sourcetype=metadata.get("sourcetype", "json"),
@@ -29,9 +32,9 @@ def stored(fields: dict, *, position: int = 0, index: str = "main", **metadata) 
     return event.search_fields()
 
 
-def run(query: str, *events: dict, index: str = "main") -> list[dict]:
+def run(query: str, *events: dict, index: str = "main", now: float | None = None) -> list[dict]:
     rows = [stored(fields, position=position, index=index) for position, fields in enumerate(events)]
-    return spl.parse(query).run(rows)
+    return spl.parse(query).run(rows, now=now)
 
 
 def ids(rows: list[dict]) -> list:
@@ -69,7 +72,7 @@ def test_unsupported_command():
     [
         ("x=1 [search y=2]", "subsearches"),
         ("`sysmon` x=1", "macros"),
-        ("x=1 earliest=-24h", "time modifier 'earliest'"),
+        ("x=1 daysago=1", "time modifier 'daysago'"),
         ("eventtype=foo", "knowledge objects"),
         ("| makeresults", "generating commands"),
         ("(x=1 OR y=2", "'(' is not closed"),
@@ -303,6 +306,107 @@ def test_leading_search_keyword():
 
 def test_events_newest_first():
     assert ids(run("*", {"id": 1}, {"id": 2}, {"id": 3})) == [3, 2, 1]
+
+
+# Time modifiers
+
+
+def test_earliest_relative_to_now():
+    events = [{"id": i} for i in range(5)]
+
+    rows = run("* earliest=-2s", *events, now=FIRST_EVENT_TIME + 4)
+
+    assert ids(rows) == [4, 3, 2]
+
+
+def test_latest_exclusive():
+    events = [{"id": i} for i in range(5)]
+
+    rows = run(f"* earliest=1 latest={FIRST_EVENT_TIME + 2:.0f}", *events)
+
+    assert ids(rows) == [1, 0]
+
+
+def test_time_range_with_other_terms():
+    events = [{"id": 1, "kind": "a"}, {"id": 2, "kind": "b"}, {"id": 3, "kind": "a"}]
+
+    rows = run("kind=a earliest=-1s latest=now", *events, now=FIRST_EVENT_TIME + 2.5)
+
+    assert ids(rows) == [3]
+
+
+def test_time_modifier_in_top_parentheses():
+    events = [{"id": 1, "kind": "a"}, {"id": 2, "kind": "a"}]
+
+    rows = run("(kind=a earliest=-1s)", *events, now=FIRST_EVENT_TIME + 1.5)
+
+    assert ids(rows) == [2]
+
+
+def test_without_time_modifier_all_time():
+    assert ids(run("*", {"id": 1}, now=0.0)) == [1]
+
+
+NOW = 1_796_049_123.5  # 2026-11-30 14:32:03.5 UTC
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("now", NOW),
+        ("0", 0.0),
+        ("1700000000", 1_700_000_000.0),
+        ("-24h", NOW - 86400),
+        ("-7d", NOW - 7 * 86400),
+        ("-30d", NOW - 30 * 86400),
+        ("-2w", NOW - 14 * 86400),
+        ("-h", NOW - 3600),
+        ("+30m", NOW + 1800),
+        ("-90seconds", NOW - 90),
+        ("@d", 1_795_996_800.0),  # 2026-11-30 00:00:00 UTC
+        ("-1d@d", 1_795_996_800.0 - 86400),
+        ("@h", 1_796_047_200.0),  # 14:00:00
+        ("-15m@m", 1_796_048_220.0),  # 14:17:00
+        ("11/30/2026:14:00:00", 1_796_047_200.0),
+    ],
+)
+def test_time_spec_values(value, expected):
+    assert parse_time_spec("earliest", value).resolve(NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("x=1 earliest=-3x", "'x' is not a time unit"),
+        ("x=1 earliest=-1mon", "calendar unit 'mon'"),
+        ("x=1 earliest=-1d@w0", "snaps only to s, m, h and d"),
+        ("x=1 earliest=11/31/2026:00:00:00", "%m/%d/%Y:%H:%M:%S"),
+        ("x=1 earliest=yesterday", "Invalid value"),
+        ("(x=1 earliest=-1h) OR y=2", "not in a group joined by OR"),
+        ("x=1 OR earliest=-1h", "not in a group joined by OR"),
+        ("x=1 NOT earliest=-1h", "not in a group joined by OR"),
+        ("x=1 earliest=-1h earliest=-2h", "given twice"),
+        ("x=1 | search earliest=-1h", "only as earliest=<time> in the base search"),
+        ("x=1 earliest!=-1h", "only as earliest=<time> in the base search"),
+    ],
+)
+def test_time_modifier_rejects(query, message):
+    with pytest.raises(SPLSyntaxError) as error:
+        spl.parse(query)
+
+    assert message in str(error.value)
+
+
+def test_standin_clock_sets_now():
+    standin = SplunkStandIn(clock=lambda: FIRST_EVENT_TIME + 3600)
+    standin.index_event({"id": 1}, time_=FIRST_EVENT_TIME)
+    standin.index_event({"id": 2}, time_=FIRST_EVENT_TIME + 1800)
+
+    rows = standin.run_search("index=main earliest=-1h")
+    later = standin.run_search("index=main earliest=-45m")
+
+    assert ids(rows) == [2, 1]
+    assert ids(later) == [2]
 
 
 # eval and where

@@ -3,7 +3,10 @@
 A query is a base search followed by commands separated by ``|``; pipes inside
 double-quoted strings do not separate commands. The base search and the ``search``
 command take the search-expression grammar of ``search_terms``. ``eval`` and ``where``
-take the expression grammar of ``eval_expr``.
+take the expression grammar of ``eval_expr``. The base search also takes the time
+modifiers ``earliest`` and ``latest`` as top-level terms, with the values that
+``time_modifiers`` describes. Without them a job covers all time, as with
+``earliest_time=0``.
 
 Commands modelled:
 
@@ -22,8 +25,7 @@ Commands modelled:
 - ``rename <field> as <name>[, ...]``
 - ``dedup [<count>] <field>... [keepempty=<bool>]`` keeps the first rows per value combination.
 
-Not modelled: time modifiers, because a job covers all time as with ``earliest_time=0``.
-Macros, subsearches, lookups and generating commands (``| makeresults``, ``| tstats``) are
+Not modelled: time modifiers other than ``earliest`` and ``latest``. Macros, subsearches, lookups and generating commands (``| makeresults``, ``| tstats``) are
 not modelled either. Neither are knowledge objects such as event types, tags, field
 aliases and calculated fields, nor any command not listed above (``rex``, ``spath``,
 ``join`` and every transforming command other than ``stats count``, for example). The
@@ -33,13 +35,15 @@ Results of an event search come newest first, with every field of the event.
 """
 
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import eval_expr
 from .errors import SPLRuntimeError, SPLSyntaxError
-from .search_terms import SearchNode, parse_search
+from .search_terms import SearchNode, parse_search, time_modifiers
+from .time_modifiers import TimeSpec
 from .values import field_values, render_scalar, to_number
 
 DEFAULT_SORT_LIMIT = 10000
@@ -70,28 +74,54 @@ class Pipeline:
 
     base: SearchNode
     commands: list[Command] = field(default_factory=list)
+    # The base search's ``earliest`` and ``latest`` values, by name.
+    time_range: dict[str, TimeSpec] = field(default_factory=dict)
 
     def names_index(self) -> bool:
         """Return whether the base search mentions the ``index`` field anywhere."""
         return "index" in self.base.field_names()
 
     def run(
-        self, events: Iterable[dict[str, Any]], default_indexes: Iterable[str] = ("main",)
+        self,
+        events: Iterable[dict[str, Any]],
+        default_indexes: Iterable[str] = ("main",),
+        *,
+        now: float | None = None,
     ) -> list[dict[str, Any]]:
         """Run the query over events given as field dicts and return the result rows.
 
         A base search that names no index reads only ``default_indexes``, like a Splunk
-        role's default search indexes.
+        role's default search indexes. ``now`` is the current time in epoch seconds that
+        relative ``earliest`` and ``latest`` values count from, ``time.time()`` by default.
         """
         rows = [dict(event) for event in events]
         if not self.names_index():
             allowed = {name.lower() for name in default_indexes}
             rows = [row for row in rows if str(row.get("index", "")).lower() in allowed]
+        if self.time_range:
+            rows = self._in_time_range(rows, time.time() if now is None else now)
         rows = [row for row in rows if self.base.matches(row)]
         rows.sort(key=lambda row: to_number(row.get("_time")) or 0, reverse=True)
         for command in self.commands:
             rows = command.apply(rows)
         return rows
+
+    def _in_time_range(self, rows: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+        earliest = self.time_range.get("earliest")
+        latest = self.time_range.get("latest")
+        low = earliest.resolve(now) if earliest else None
+        high = latest.resolve(now) if latest else None
+        kept = []
+        for row in rows:
+            moment = to_number(row.get("_time"))
+            if moment is None:
+                continue
+            if low is not None and moment < low:
+                continue
+            if high is not None and moment >= high:
+                continue
+            kept.append(row)
+        return kept
 
 
 def parse(query: str) -> Pipeline:
@@ -105,7 +135,8 @@ def parse(query: str) -> Pipeline:
             "start the query with a search."
         )
     base_text = re.sub(r"^\s*search(?=\s|$)", "", base_text, count=1)
-    pipeline = Pipeline(parse_search(base_text))
+    base, time_range = time_modifiers(parse_search(base_text, base=True))
+    pipeline = Pipeline(base, time_range=time_range)
     for segment in segments[1:]:
         pipeline.commands.append(parse_command(segment))
     return pipeline
