@@ -5,6 +5,7 @@ import html
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
+from rest_framework.test import APIClient
 
 from detections.content.loader import content_load
 from detections.models import Detection, DetectionTest
@@ -18,6 +19,7 @@ from .test_web_views import element_html, page_text
 
 SLUG = "archive-via-library-response"
 PREFIX = f"playbook-{SLUG}"
+API_URL = f"/api/v1/playbooks/{SLUG}/"
 MISSES = "Finds nothing on the attack's own events"
 
 # The seed detection has 16 tests: 8 attack tests (3 on Windows, 5 on Linux) and 8 benign
@@ -281,3 +283,92 @@ def test_detection_page_shows_counts(detection_page):
     assert 'data-status="finds_attack"' in check_html(detection_page, 4)
     assert "1 of 8 attack tests" in check_html(detection_page, 4)
     assert text.count(MISSES) == 3
+
+
+# API
+
+
+@pytest.fixture
+def api_detail(playbook) -> dict:
+    response = APIClient().get(API_URL)
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_api_sigma_check_field(api_detail):
+    check = api_detail["hunting"][3]["queries"][0]["sigma_check"]
+
+    assert check["status"] == "finds_attack"
+    assert check["label"] == "Finds the attack"
+    assert check["rule_id"] == "a6d3e913-d20d-4964-b9b4-6fd2923bfbc8"
+    assert check["attack"]["tests"] == 8
+    assert check["attack"]["read"] == 3
+    assert check["attack"]["hit"] == 1
+    assert check["attack"]["hits"] == [
+        {
+            "detection": SEED_SLUG,
+            "number": 4,
+            "name": "Python rarfile Library Compression (Third-Party Library)",
+            "matched_events": 1,
+        }
+    ]
+    assert check["benign"] == {"tests": 8, "read": 6, "hit": 0, "hits": []}
+    assert check["errors"] == []
+    assert check["without_events"] == 0
+
+
+def test_api_sigma_check_misses(api_detail):
+    hunts = api_detail["hunting"][4:6]
+
+    statuses = [hunt["queries"][0]["sigma_check"]["status"] for hunt in hunts]
+
+    assert statuses == ["misses_attack", "misses_attack"]
+    assert api_detail["hunting"][1]["queries"][0]["sigma_check"]["label"] == MISSES
+
+
+def test_api_sigma_check_null_without_sigma(api_detail):
+    step_checks = [
+        query["sigma_check"] for step in api_detail["response"] for query in step["queries"]
+    ]
+
+    assert step_checks
+    assert all(check is None for check in step_checks)
+    assert api_detail["hunting"][0]["queries"][0]["sigma_check"] is None
+
+
+def test_api_list_has_sigma_check(playbook):
+    row = APIClient().get("/api/v1/playbooks/").json()["results"][0]
+
+    assert row["hunting"][3]["queries"][0]["sigma_check"]["attack"]["hit"] == 1
+
+
+def test_api_hides_draft_detection_tests(playbook):
+    Detection.objects.filter(slug=SEED_SLUG).update(status=Detection.Status.DRAFT)
+
+    body = APIClient().get(API_URL).json()
+
+    check = body["hunting"][3]["queries"][0]["sigma_check"]
+    assert check["status"] == "no_attack_tests"
+    assert check["attack"]["tests"] == 0
+
+
+def test_openapi_documents_sigma_check(client, db):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    components = schema["components"]["schemas"]
+
+    query = components["PlaybookQuery"]["properties"]["sigma_check"]
+    assert "embedded engine" in query["description"]
+    assert query["nullable"] is True
+    assert "SigmaCheck" in str(query)
+    check = components["SigmaCheck"]["properties"]
+    assert set(check) == {
+        "rule_id",
+        "status",
+        "label",
+        "attack",
+        "benign",
+        "errors",
+        "without_events",
+    }
+    group = components["TestGroup"]["properties"]
+    assert set(group) == {"tests", "read", "hit", "hits"}
