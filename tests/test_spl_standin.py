@@ -94,7 +94,7 @@ def test_parse_rejects(query, message):
     ("query", "message"),
     [
         ("x=1 | eval y=foo(x)", "The 'foo' function is unsupported or undefined."),
-        ("x=1 | eval y=round(x)", "does not support the 'round' function"),
+        ("x=1 | eval y=floor(x)", "does not support the 'floor' function"),
         ("x=1 | eval y=x=1", "cannot be assigned a boolean result"),
         ("x=1 | eval y=case(x=1)", "even number of arguments"),
         ("x=1 | eval y=match(x)", "takes 2 arguments, not 1"),
@@ -102,7 +102,14 @@ def test_parse_rejects(query, message):
         ("x=1 | eval y=(x", "Expected ')'"),
         ("x=1 | eval y=x ^ 2", "Unexpected character"),
         ("x=1 | where x + 1", "boolean"),
-        ("x=1 | stats sum(x)", "only the count function"),
+        ("x=1 | stats median(x)", "does not support the function 'median'"),
+        ("x=1 | stats sum", "sum needs a field"),
+        ("x=1 | stats max(x y)", "max() takes one field"),
+        ("x=1 | eventstats count by", "field list is required after 'by'"),
+        ("x=1 | convert dur2sec(x)", "supports only ctime()"),
+        ("x=1 | convert ctime x", "Expected <function>(<field>)"),
+        ("x=1 | convert ctime(*)", "does not convert by wildcard"),
+        ("x=1 | convert", "conversion such as ctime(<field>) is required"),
         ("x=1 | sort", "field to sort by"),
         ("x=1 | head foo", "Invalid count"),
         ("x=1 | rename a b", "rename <field> as"),
@@ -504,6 +511,17 @@ def test_string_functions():
     assert evaluated('tonumber("1F", 16)')["out"] == 31
 
 
+def test_round():
+    assert evaluated("round(x)", x="2.5")["out"] == 3
+    assert evaluated("round(x)", x="-2.5")["out"] == -3
+    assert evaluated("round(x, 2)", x="2.675")["out"] == 2.68
+    assert evaluated("round(100 * 1 / 3, 2)")["out"] == 33.33
+    assert evaluated("round(x, 1)", x="7")["out"] == 7.0
+    assert "out" not in evaluated("round(x)", x="abc")
+    assert "out" not in evaluated("round(x, -1)", x="15")
+    assert "out" not in evaluated("round(missing)")
+
+
 def test_isnull_isnotnull():
     assert evaluated('if(isnull(missing), "null", "set")')["out"] == "null"
     assert evaluated('if(isnotnull(name), "set", "null")', name="")["out"] == "set"
@@ -675,6 +693,134 @@ def test_stats_count_of_field():
     rows = run("* | stats count(user) as users, count", {"user": "a"}, {"user": "b"}, {"x": 1})
 
     assert rows == [{"users": 2, "count": 3}]
+
+
+def test_stats_functions():
+    events = [
+        {"user": "b", "n": 3, "path": "C:/b"},
+        {"user": "a", "n": 10, "path": "C:/a"},
+        {"user": "a", "n": "x", "path": "C:/a"},
+        {"user": "c"},
+    ]
+
+    rows = run(
+        "* | stats dc(user) as users, sum(n), avg(n) as mean, min(n), max(n), "
+        "min(path) as first, values(user) as names, values(path) as paths, count(n)",
+        *events,
+    )
+
+    assert rows == [
+        {
+            "users": 3,
+            "sum(n)": 13,
+            "mean": 6.5,
+            "min(n)": 3,
+            "max(n)": 10,
+            "first": "C:/a",
+            "names": ["a", "b", "c"],
+            "paths": ["C:/a", "C:/b"],
+            "count(n)": 3,
+        }
+    ]
+
+
+def test_stats_function_aliases():
+    rows = run("* | stats c, distinct_count(u), mean(n)", {"u": "a", "n": 1}, {"u": "a", "n": 2})
+
+    assert rows == [{"c": 2, "distinct_count(u)": 1, "mean(n)": 1.5}]
+
+
+def test_stats_values_single_value():
+    rows = run("* | stats values(u) as u by k", {"u": "a", "k": 1}, {"u": "a", "k": 1})
+
+    assert rows == [{"k": "1", "u": "a"}]
+
+
+def test_stats_without_values_omitted():
+    rows = run("* | stats sum(n), max(n), values(n), dc(n)", {"n": "x"}, {"m": 1})
+
+    assert rows == [{"max(n)": "x", "values(n)": "x", "dc(n)": 1}]
+    assert run("* | stats sum(n) as total", {"m": 1}) == [{}]
+
+
+def test_stats_min_max_time():
+    rows = run("* | stats min(_time) as first, max(_time) as last", {"id": 1}, {"id": 2})
+
+    assert rows == [{"first": FIRST_EVENT_TIME, "last": FIRST_EVENT_TIME + 1}]
+
+
+def test_stats_multivalue_values_counted():
+    events = [{"tags": ["a", "b"]}, {"tags": ["b"]}]
+
+    rows = run("* | stats dc(tags{}) as tags, count(tags{}) as n", *events)
+
+    assert rows == [{"tags": 2, "n": 3}]
+
+
+def test_eventstats_by_group():
+    events = [
+        {"id": 1, "g": "a", "n": 1},
+        {"id": 2, "g": "b", "n": 5},
+        {"id": 3, "g": "a", "n": 3},
+        {"id": 4, "n": 9},
+    ]
+
+    rows = run("* | eventstats max(n) as top, count by g", *events)
+
+    assert ids(rows) == [4, 3, 2, 1]
+    assert [row.get("top") for row in rows] == [None, 3, 5, 3]
+    assert [row.get("count") for row in rows] == [None, 2, 1, 2]
+    assert rows[1]["n"] == "3"
+
+
+def test_eventstats_without_by():
+    query = "* | eventstats sum(n) as total | eval share=round(100 * n / total)"
+
+    rows = run(query, {"n": 1}, {"n": 3})
+
+    assert [row["total"] for row in rows] == [4, 4]
+    assert [row["share"] for row in rows] == [75, 25]
+
+
+def test_eventstats_then_where():
+    events = [
+        {"id": 1, "guid": "p", "mark": 1},
+        {"id": 2, "guid": "p", "mark": 0},
+        {"id": 3, "guid": "q", "mark": 0},
+    ]
+
+    rows = run("* | eventstats max(mark) as member by guid | where member=1", *events)
+
+    assert ids(rows) == [2, 1]
+
+
+def test_eventstats_multivalue_group_fails():
+    with pytest.raises(SPLRuntimeError, match="grouping by a multivalue field"):
+        run("* | eventstats count by tags{}", {"tags": ["a", "b"]})
+
+
+def test_convert_ctime():
+    rows = run(
+        "* | eval last=_time | convert ctime(_time) ctime(last) as shown",
+        {"id": 1},
+    )
+
+    assert rows[0]["_time"] == "11/14/2023 22:13:20"
+    assert rows[0]["shown"] == "11/14/2023 22:13:20"
+    assert rows[0]["last"] == FIRST_EVENT_TIME
+
+
+def test_convert_time_format():
+    rows = run('* | eval t=_time | convert timeformat="%Y-%m-%d" ctime(t)', {"id": 1})
+
+    assert rows[0]["t"] == "2023-11-14"
+
+
+def test_convert_leaves_text():
+    rows = run("* | convert ctime(name) ctime(missing)", {"name": "abc"})
+
+    assert rows[0]["name"] == "abc"
+    assert "missing" not in rows[0]
 
 
 def test_rename():
