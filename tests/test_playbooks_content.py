@@ -1,5 +1,6 @@
 """Loading and exporting playbooks from content/, and the loader's rejections."""
 
+import re
 import shutil
 from copy import deepcopy
 from datetime import date
@@ -122,13 +123,14 @@ def test_load_twice_reports_playbook_unchanged(db):
 
 def test_load_updates_playbook_when_file_changes(db, content_copy):
     content_load(root=content_copy)
-    edit_document(content_copy, PLAYBOOK_FILE, lambda doc: doc.update(version=2))
+    shipped_version = Playbook.objects.get().version
+    edit_document(content_copy, PLAYBOOK_FILE, lambda doc: doc.update(version=shipped_version + 1))
 
     report = content_load(root=content_copy)
 
     document = yaml.safe_load((content_copy / PLAYBOOK_FILE).read_text())
     assert report.playbooks.updated == [PLAYBOOK_SLUG]
-    assert Playbook.objects.get().version == 2
+    assert Playbook.objects.get().version == shipped_version + 1
     assert ResponseStep.objects.count() == len(document["response"])
 
 
@@ -414,7 +416,11 @@ def test_load_rejects_slug_of_other_playbook(playbook, content_copy):
 
 def test_load_rejects_duplicate_yaml_key(db, content_copy):
     path = content_copy / PLAYBOOK_FILE
-    path.write_text(path.read_text().replace("\nversion: 1\n", "\nversion: 1\nversion: 2\n", 1))
+    # Repeat the version line, whatever the shipped version is.
+    pattern = re.compile(r"\nversion: (\d+)\n")
+    text, replaced = pattern.subn(r"\g<0>version: \1\n", path.read_text(), count=1)
+    assert replaced == 1
+    path.write_text(text)
 
     message = load_error(content_copy)
 

@@ -6,18 +6,21 @@ import pytest
 import yaml
 
 from .conftest import CONTENT_DIR, SEED_SLUG
-from .splunk_standin import spl
+from .splunk_standin import SplunkStandIn, spl
 from .splunk_standin.errors import SPLRuntimeError, SPLSyntaxError
 from .splunk_standin.events import StoredEvent, extract_json_fields
+from .splunk_standin.time_modifiers import parse_time_spec
 from .splunk_standin.values import render_row, to_number
 
 SYSMON = "XmlWinEventLog:Microsoft-Windows-Sysmon/Operational"
+# The time of the first event that ``stored`` builds; each later position adds a second.
+FIRST_EVENT_TIME = 1_700_000_000.0
 
 
 def stored(fields: dict, *, position: int = 0, index: str = "main", **metadata) -> dict:
     """Return the search-time fields of an event indexed with JSON ``fields``."""
     event = StoredEvent(
-        time=1_700_000_000.0 + position,
+        time=FIRST_EVENT_TIME + position,
         host=metadata.get("host", "host1"),
         source=metadata.get("source", "source1"),
         sourcetype=metadata.get("sourcetype", "json"),
@@ -29,9 +32,9 @@ def stored(fields: dict, *, position: int = 0, index: str = "main", **metadata) 
     return event.search_fields()
 
 
-def run(query: str, *events: dict, index: str = "main") -> list[dict]:
+def run(query: str, *events: dict, index: str = "main", now: float | None = None) -> list[dict]:
     rows = [stored(fields, position=position, index=index) for position, fields in enumerate(events)]
-    return spl.parse(query).run(rows)
+    return spl.parse(query).run(rows, now=now)
 
 
 def ids(rows: list[dict]) -> list:
@@ -69,7 +72,7 @@ def test_unsupported_command():
     [
         ("x=1 [search y=2]", "subsearches"),
         ("`sysmon` x=1", "macros"),
-        ("x=1 earliest=-24h", "time modifier 'earliest'"),
+        ("x=1 daysago=1", "time modifier 'daysago'"),
         ("eventtype=foo", "knowledge objects"),
         ("| makeresults", "generating commands"),
         ("(x=1 OR y=2", "'(' is not closed"),
@@ -91,7 +94,7 @@ def test_parse_rejects(query, message):
     ("query", "message"),
     [
         ("x=1 | eval y=foo(x)", "The 'foo' function is unsupported or undefined."),
-        ("x=1 | eval y=round(x)", "does not support the 'round' function"),
+        ("x=1 | eval y=floor(x)", "does not support the 'floor' function"),
         ("x=1 | eval y=x=1", "cannot be assigned a boolean result"),
         ("x=1 | eval y=case(x=1)", "even number of arguments"),
         ("x=1 | eval y=match(x)", "takes 2 arguments, not 1"),
@@ -99,7 +102,14 @@ def test_parse_rejects(query, message):
         ("x=1 | eval y=(x", "Expected ')'"),
         ("x=1 | eval y=x ^ 2", "Unexpected character"),
         ("x=1 | where x + 1", "boolean"),
-        ("x=1 | stats sum(x)", "only the count function"),
+        ("x=1 | stats median(x)", "does not support the function 'median'"),
+        ("x=1 | stats sum", "sum needs a field"),
+        ("x=1 | stats max(x y)", "max() takes one field"),
+        ("x=1 | eventstats count by", "field list is required after 'by'"),
+        ("x=1 | convert dur2sec(x)", "supports only ctime()"),
+        ("x=1 | convert ctime x", "Expected <function>(<field>)"),
+        ("x=1 | convert ctime(*)", "does not convert by wildcard"),
+        ("x=1 | convert", "conversion such as ctime(<field>) is required"),
         ("x=1 | sort", "field to sort by"),
         ("x=1 | head foo", "Invalid count"),
         ("x=1 | rename a b", "rename <field> as"),
@@ -305,6 +315,107 @@ def test_events_newest_first():
     assert ids(run("*", {"id": 1}, {"id": 2}, {"id": 3})) == [3, 2, 1]
 
 
+# Time modifiers
+
+
+def test_earliest_relative_to_now():
+    events = [{"id": i} for i in range(5)]
+
+    rows = run("* earliest=-2s", *events, now=FIRST_EVENT_TIME + 4)
+
+    assert ids(rows) == [4, 3, 2]
+
+
+def test_latest_exclusive():
+    events = [{"id": i} for i in range(5)]
+
+    rows = run(f"* earliest=1 latest={FIRST_EVENT_TIME + 2:.0f}", *events)
+
+    assert ids(rows) == [1, 0]
+
+
+def test_time_range_with_other_terms():
+    events = [{"id": 1, "kind": "a"}, {"id": 2, "kind": "b"}, {"id": 3, "kind": "a"}]
+
+    rows = run("kind=a earliest=-1s latest=now", *events, now=FIRST_EVENT_TIME + 2.5)
+
+    assert ids(rows) == [3]
+
+
+def test_time_modifier_in_top_parentheses():
+    events = [{"id": 1, "kind": "a"}, {"id": 2, "kind": "a"}]
+
+    rows = run("(kind=a earliest=-1s)", *events, now=FIRST_EVENT_TIME + 1.5)
+
+    assert ids(rows) == [2]
+
+
+def test_without_time_modifier_all_time():
+    assert ids(run("*", {"id": 1}, now=0.0)) == [1]
+
+
+NOW = 1_796_049_123.5  # 2026-11-30 14:32:03.5 UTC
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("now", NOW),
+        ("0", 0.0),
+        ("1700000000", 1_700_000_000.0),
+        ("-24h", NOW - 86400),
+        ("-7d", NOW - 7 * 86400),
+        ("-30d", NOW - 30 * 86400),
+        ("-2w", NOW - 14 * 86400),
+        ("-h", NOW - 3600),
+        ("+30m", NOW + 1800),
+        ("-90seconds", NOW - 90),
+        ("@d", 1_795_996_800.0),  # 2026-11-30 00:00:00 UTC
+        ("-1d@d", 1_795_996_800.0 - 86400),
+        ("@h", 1_796_047_200.0),  # 14:00:00
+        ("-15m@m", 1_796_048_220.0),  # 14:17:00
+        ("11/30/2026:14:00:00", 1_796_047_200.0),
+    ],
+)
+def test_time_spec_values(value, expected):
+    assert parse_time_spec("earliest", value).resolve(NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("x=1 earliest=-3x", "'x' is not a time unit"),
+        ("x=1 earliest=-1mon", "calendar unit 'mon'"),
+        ("x=1 earliest=-1d@w0", "snaps only to s, m, h and d"),
+        ("x=1 earliest=11/31/2026:00:00:00", "%m/%d/%Y:%H:%M:%S"),
+        ("x=1 earliest=yesterday", "Invalid value"),
+        ("(x=1 earliest=-1h) OR y=2", "not in a group joined by OR"),
+        ("x=1 OR earliest=-1h", "not in a group joined by OR"),
+        ("x=1 NOT earliest=-1h", "not in a group joined by OR"),
+        ("x=1 earliest=-1h earliest=-2h", "given twice"),
+        ("x=1 | search earliest=-1h", "only as earliest=<time> in the base search"),
+        ("x=1 earliest!=-1h", "only as earliest=<time> in the base search"),
+    ],
+)
+def test_time_modifier_rejects(query, message):
+    with pytest.raises(SPLSyntaxError) as error:
+        spl.parse(query)
+
+    assert message in str(error.value)
+
+
+def test_standin_clock_sets_now():
+    standin = SplunkStandIn(clock=lambda: FIRST_EVENT_TIME + 3600)
+    standin.index_event({"id": 1}, time_=FIRST_EVENT_TIME)
+    standin.index_event({"id": 2}, time_=FIRST_EVENT_TIME + 1800)
+
+    rows = standin.run_search("index=main earliest=-1h")
+    later = standin.run_search("index=main earliest=-45m")
+
+    assert ids(rows) == [2, 1]
+    assert ids(later) == [2]
+
+
 # eval and where
 
 
@@ -398,6 +509,17 @@ def test_string_functions():
     assert "out" not in evaluated('tonumber("0x1F")')
     assert "out" not in evaluated('tonumber("abc")')
     assert evaluated('tonumber("1F", 16)')["out"] == 31
+
+
+def test_round():
+    assert evaluated("round(x)", x="2.5")["out"] == 3
+    assert evaluated("round(x)", x="-2.5")["out"] == -3
+    assert evaluated("round(x, 2)", x="2.675")["out"] == 2.68
+    assert evaluated("round(100 * 1 / 3, 2)")["out"] == 33.33
+    assert evaluated("round(x, 1)", x="7")["out"] == 7.0
+    assert "out" not in evaluated("round(x)", x="abc")
+    assert "out" not in evaluated("round(x, -1)", x="15")
+    assert "out" not in evaluated("round(missing)")
 
 
 def test_isnull_isnotnull():
@@ -571,6 +693,134 @@ def test_stats_count_of_field():
     rows = run("* | stats count(user) as users, count", {"user": "a"}, {"user": "b"}, {"x": 1})
 
     assert rows == [{"users": 2, "count": 3}]
+
+
+def test_stats_functions():
+    events = [
+        {"user": "b", "n": 3, "path": "C:/b"},
+        {"user": "a", "n": 10, "path": "C:/a"},
+        {"user": "a", "n": "x", "path": "C:/a"},
+        {"user": "c"},
+    ]
+
+    rows = run(
+        "* | stats dc(user) as users, sum(n), avg(n) as mean, min(n), max(n), "
+        "min(path) as first, values(user) as names, values(path) as paths, count(n)",
+        *events,
+    )
+
+    assert rows == [
+        {
+            "users": 3,
+            "sum(n)": 13,
+            "mean": 6.5,
+            "min(n)": 3,
+            "max(n)": 10,
+            "first": "C:/a",
+            "names": ["a", "b", "c"],
+            "paths": ["C:/a", "C:/b"],
+            "count(n)": 3,
+        }
+    ]
+
+
+def test_stats_function_aliases():
+    rows = run("* | stats c, distinct_count(u), mean(n)", {"u": "a", "n": 1}, {"u": "a", "n": 2})
+
+    assert rows == [{"c": 2, "distinct_count(u)": 1, "mean(n)": 1.5}]
+
+
+def test_stats_values_single_value():
+    rows = run("* | stats values(u) as u by k", {"u": "a", "k": 1}, {"u": "a", "k": 1})
+
+    assert rows == [{"k": "1", "u": "a"}]
+
+
+def test_stats_without_values_omitted():
+    rows = run("* | stats sum(n), max(n), values(n), dc(n)", {"n": "x"}, {"m": 1})
+
+    assert rows == [{"max(n)": "x", "values(n)": "x", "dc(n)": 1}]
+    assert run("* | stats sum(n) as total", {"m": 1}) == [{}]
+
+
+def test_stats_min_max_time():
+    rows = run("* | stats min(_time) as first, max(_time) as last", {"id": 1}, {"id": 2})
+
+    assert rows == [{"first": FIRST_EVENT_TIME, "last": FIRST_EVENT_TIME + 1}]
+
+
+def test_stats_multivalue_values_counted():
+    events = [{"tags": ["a", "b"]}, {"tags": ["b"]}]
+
+    rows = run("* | stats dc(tags{}) as tags, count(tags{}) as n", *events)
+
+    assert rows == [{"tags": 2, "n": 3}]
+
+
+def test_eventstats_by_group():
+    events = [
+        {"id": 1, "g": "a", "n": 1},
+        {"id": 2, "g": "b", "n": 5},
+        {"id": 3, "g": "a", "n": 3},
+        {"id": 4, "n": 9},
+    ]
+
+    rows = run("* | eventstats max(n) as top, count by g", *events)
+
+    assert ids(rows) == [4, 3, 2, 1]
+    assert [row.get("top") for row in rows] == [None, 3, 5, 3]
+    assert [row.get("count") for row in rows] == [None, 2, 1, 2]
+    assert rows[1]["n"] == "3"
+
+
+def test_eventstats_without_by():
+    query = "* | eventstats sum(n) as total | eval share=round(100 * n / total)"
+
+    rows = run(query, {"n": 1}, {"n": 3})
+
+    assert [row["total"] for row in rows] == [4, 4]
+    assert [row["share"] for row in rows] == [75, 25]
+
+
+def test_eventstats_then_where():
+    events = [
+        {"id": 1, "guid": "p", "mark": 1},
+        {"id": 2, "guid": "p", "mark": 0},
+        {"id": 3, "guid": "q", "mark": 0},
+    ]
+
+    rows = run("* | eventstats max(mark) as member by guid | where member=1", *events)
+
+    assert ids(rows) == [2, 1]
+
+
+def test_eventstats_multivalue_group_fails():
+    with pytest.raises(SPLRuntimeError, match="grouping by a multivalue field"):
+        run("* | eventstats count by tags{}", {"tags": ["a", "b"]})
+
+
+def test_convert_ctime():
+    rows = run(
+        "* | eval last=_time | convert ctime(_time) ctime(last) as shown",
+        {"id": 1},
+    )
+
+    assert rows[0]["_time"] == "11/14/2023 22:13:20"
+    assert rows[0]["shown"] == "11/14/2023 22:13:20"
+    assert rows[0]["last"] == FIRST_EVENT_TIME
+
+
+def test_convert_time_format():
+    rows = run('* | eval t=_time | convert timeformat="%Y-%m-%d" ctime(t)', {"id": 1})
+
+    assert rows[0]["t"] == "2023-11-14"
+
+
+def test_convert_leaves_text():
+    rows = run("* | convert ctime(name) ctime(missing)", {"name": "abc"})
+
+    assert rows[0]["name"] == "abc"
+    assert "missing" not in rows[0]
 
 
 def test_rename():

@@ -12,6 +12,7 @@ from playbooks.models import (
     PlaybookSigmaRule,
     ResponseStep,
 )
+from playbooks.sigma_checks import STATUS_LABELS, SigmaCheck, playbook_sigma_checks
 
 from .links import PlaybookLinkSerializer
 
@@ -27,6 +28,60 @@ class SigmaFormSerializer(serializers.ModelSerializer):
         fields = ["id", "title", "level", "logsource", "tags", "filename", "yaml"]
 
 
+# Context key of the Sigma checks by PlaybookQuery id, which PlaybookSerializer fills.
+SIGMA_CHECKS = "sigma_checks"
+
+
+class TestHitSerializer(serializers.Serializer):
+    __test__ = False  # Not a pytest test class, despite the name.
+
+    detection = serializers.SlugField(help_text="Slug of the detection the test belongs to.")
+    number = serializers.IntegerField(help_text="The test's number on the detection, from 1.")
+    name = serializers.CharField()
+    matched_events = serializers.IntegerField(
+        help_text="Recorded events of the test that the Sigma form matched."
+    )
+
+
+class TestGroupSerializer(serializers.Serializer):
+    __test__ = False  # Not a pytest test class, despite the name.
+
+    tests = serializers.IntegerField(help_text="Tests of the group with recorded events.")
+    read = serializers.IntegerField(
+        help_text="Tests with at least one event of the Sigma form's log source."
+    )
+    hit = serializers.IntegerField(help_text="Tests with at least one matched event.")
+    hits = TestHitSerializer(many=True, help_text="The tests with matched events.")
+
+
+class SigmaCheckSerializer(serializers.Serializer):
+    """The result of a query's Sigma form on the recorded events of the linked tests."""
+
+    rule_id = serializers.CharField(
+        help_text="The Sigma rule's id; empty if the rule cannot be read."
+    )
+    status = serializers.ChoiceField(
+        choices=list(STATUS_LABELS),
+        help_text=(
+            "`finds_attack` when it matches an attack test, `misses_attack` when it matches "
+            "none, `no_attack_tests` when no linked attack test has recorded events, and "
+            "`error` when the engine reported an error."
+        ),
+    )
+    label = serializers.CharField(help_text="The status in words, as the web pages show it.")
+    attack = TestGroupSerializer(
+        help_text="Tests that expect the detection to fire and are not known false positives."
+    )
+    benign = TestGroupSerializer(help_text="Known false positives and tests that expect silence.")
+    errors = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Engine errors, such as a field that none of the events has.",
+    )
+    without_events = serializers.IntegerField(
+        help_text="Linked tests without recorded events, which the check leaves out."
+    )
+
+
 class PlaybookQuerySerializer(serializers.ModelSerializer):
     sigma = SigmaFormSerializer(
         source="sigma_rule",
@@ -34,10 +89,22 @@ class PlaybookQuerySerializer(serializers.ModelSerializer):
         help_text="The query's Sigma form, for rendering on other platforms; null if none.",
     )
     text = serializers.CharField(help_text="The query; `$name$` tokens stand for inputs.")
+    sigma_check = serializers.SerializerMethodField(
+        help_text=(
+            "The Sigma form run with the embedded engine over the recorded events of the "
+            "tests of the playbook's detections that the caller may read; null if the query "
+            "has no Sigma form."
+        )
+    )
 
     class Meta:
         model = PlaybookQuery
-        fields = ["platform", "language", "description", "text", "sigma"]
+        fields = ["platform", "language", "description", "text", "sigma", "sigma_check"]
+
+    @extend_schema_field(SigmaCheckSerializer(allow_null=True))
+    def get_sigma_check(self, query: PlaybookQuery) -> dict | None:
+        check: SigmaCheck | None = self.context.get(SIGMA_CHECKS, {}).get(query.pk)
+        return None if check is None else SigmaCheckSerializer(check).data
 
 
 class PlaybookInputSerializer(serializers.ModelSerializer):
@@ -140,6 +207,12 @@ class PlaybookSerializer(PlaybookLinkSerializer):
             "hunting",
             "updated_at",
         ]
+
+    def to_representation(self, playbook):
+        # One engine run per playbook gives the checks of all its queries, which the
+        # nested query serializers read from the shared context.
+        self.context.setdefault(SIGMA_CHECKS, {}).update(playbook_sigma_checks(playbook))
+        return super().to_representation(playbook)
 
     @extend_schema_field(DetectionLinkSerializer(many=True))
     def get_detections(self, playbook) -> list[dict]:

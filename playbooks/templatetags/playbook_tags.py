@@ -2,8 +2,9 @@
 
 from django import template
 
-from playbooks.models import Playbook
+from playbooks.models import Playbook, PlaybookQuery
 from playbooks.selectors import detection_playbooks
+from playbooks.sigma_checks import SigmaCheck, playbook_sigma_checks
 
 register = template.Library()
 
@@ -21,16 +22,24 @@ def playbook_body(playbook: Playbook, heading_level: int = 2, collapsible: bool 
 
     `heading_level` is the level of the part headings, so that the body fits under
     the headings of the page around it. Phases, questions and hunts are one level
-    below, and steps two levels below.
+    below, and steps two levels below. Each query with a Sigma form shows how that form
+    fares on the linked detections' recorded tests.
     """
     return {
         "playbook": playbook,
+        "sigma_checks": playbook_sigma_checks(playbook),
         "part": f"h{heading_level}",
         "item": f"h{min(heading_level + 1, 6)}",
         "sub": f"h{min(heading_level + 2, 6)}",
         "collapsible": collapsible,
         "id_prefix": f"playbook-{playbook.slug}",
     }
+
+
+@register.filter
+def sigma_check_for(checks: dict[int, SigmaCheck], query: PlaybookQuery) -> SigmaCheck | None:
+    """Return the check of `query`'s Sigma form, or None when it has none."""
+    return checks.get(query.pk)
 
 
 @register.simple_tag

@@ -18,6 +18,7 @@ The two agree on common patterns but differ in some syntax, such as possessive q
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from .errors import SPLRuntimeError, SPLSyntaxError
@@ -54,6 +55,7 @@ FUNCTION_ARITY: dict[str, tuple[int, int | None]] = {
     "tostring": (1, 1),
     "substr": (2, 3),
     "replace": (3, 3),
+    "round": (1, 2),
 }
 BOOLEAN_FUNCTIONS = frozenset({"match", "like", "isnull", "isnotnull", "true", "false"})
 # Eval functions that Splunk has and this stand-in lacks, for a clearer error message.
@@ -61,7 +63,7 @@ SPLUNK_ONLY_FUNCTIONS = frozenset(
     {
         "abs", "ceiling", "cidrmatch", "floor", "in", "isint", "isnum", "isstr", "json_extract",
         "ltrim", "max", "md5", "min", "mvappend", "mvcount", "mvfilter", "mvindex", "mvjoin",
-        "now", "nullif", "printf", "relative_time", "round", "rtrim", "searchmatch", "sha256",
+        "now", "nullif", "printf", "relative_time", "rtrim", "searchmatch", "sha256",
         "split", "spath", "strftime", "strptime", "time", "trim", "typeof", "urldecode",
         "validate",
     }
@@ -546,6 +548,21 @@ def _function_replace(arguments: tuple[Any, ...], row: dict[str, Any]) -> Any:
         raise SPLRuntimeError(f"Regex: {exc} in {pattern!r}.") from exc
 
 
+def _function_round(arguments: tuple[Any, ...], row: dict[str, Any]) -> Any:
+    """Round to a number of decimal places, 0 by default; null unless both are numbers.
+
+    NOTE: halves round away from zero on the decimal text of the number (round(2.675, 2)
+    is 2.68). How Splunk rounds halves is not verified.
+    """
+    number = to_number(evaluate(arguments[0], row))
+    places = to_number(evaluate(arguments[1], row)) if len(arguments) == 2 else 0
+    if number is None or places is None or places < 0 or int(places) != places:
+        return None
+    step = Decimal(1).scaleb(-int(places))
+    rounded = Decimal(repr(number)).quantize(step, rounding=ROUND_HALF_UP)
+    return int(rounded) if places == 0 else float(rounded)
+
+
 FUNCTIONS: dict[str, Callable[[tuple[Any, ...], dict[str, Any]], Any]] = {
     "case": _function_case,
     "if": _function_if,
@@ -564,4 +581,5 @@ FUNCTIONS: dict[str, Callable[[tuple[Any, ...], dict[str, Any]], Any]] = {
     "tostring": _string_function(str),
     "substr": _function_substr,
     "replace": _function_replace,
+    "round": _function_round,
 }

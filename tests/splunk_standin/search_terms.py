@@ -25,6 +25,10 @@ a custom indexed field that fields.conf does not declare ``INDEXED = true`` by f
 looking its value up among the terms of the raw text. So ``field=value`` on such a field
 also needs ``value`` as a term in ``_raw``, and ``field::value`` is the way to search it.
 The stand-in has no fields.conf.
+
+Time modifiers: ``earliest=<time>`` and ``latest=<time>`` parse to ``TimeModifier`` nodes,
+whose values ``time_modifiers`` reads. Only the base search takes them, and ``spl.parse``
+accepts them only as top-level terms. Every other time modifier is rejected.
 NOTE: a bare term matches ``_raw`` case-insensitively when it is bounded by breaker
 characters of Splunk's default segmentation. This approximates Splunk's term index, which
 also splits on minor breakers and treats some characters differently.
@@ -36,11 +40,14 @@ from functools import lru_cache
 from typing import Any
 
 from .errors import SPLSyntaxError
+from .time_modifiers import TimeSpec, parse_time_spec
 from .values import INDEXED_FIELDS_KEY, field_values, to_number
 
 # Major and minor breakers of Splunk's default segmenters.conf, without the URL-encoded ones.
 BREAKERS = " \t\r\n[]<>(){}|!;,'\"*&?+/:=@.-$#%\\_"
 NOT_BREAKER = "[^" + re.escape(BREAKERS) + "]"
+# The time modifiers that the base search takes; the rest of TIME_MODIFIERS are rejected.
+RANGE_MODIFIERS = frozenset({"earliest", "latest"})
 TIME_MODIFIERS = frozenset(
     {
         "earliest", "latest", "_index_earliest", "_index_latest", "starttime", "endtime",
@@ -78,6 +85,17 @@ class RawTerm(SearchNode):
     def matches(self, row: dict[str, Any]) -> bool:
         raw = row.get("_raw")
         return isinstance(raw, str) and raw_term_pattern(self.text).search(raw) is not None
+
+
+@dataclass(frozen=True)
+class TimeModifier(SearchNode):
+    """``earliest`` or ``latest``: it limits the time range of the search and matches every row."""
+
+    name: str
+    spec: TimeSpec
+
+    def matches(self, row: dict[str, Any]) -> bool:
+        return True
 
 
 @dataclass(frozen=True)
@@ -200,9 +218,11 @@ def unescape_search_text(text: str) -> str:
 class SearchParser:
     """Recursive-descent parser for one search expression, working on the characters."""
 
-    def __init__(self, text: str, command: str = "search") -> None:
+    def __init__(self, text: str, command: str = "search", *, base: bool = False) -> None:
         self.text = text
         self.command = command
+        # Only the base search takes the time modifiers earliest and latest.
+        self.base = base
         self.position = 0
 
     def error(self, detail: str) -> SPLSyntaxError:
@@ -296,6 +316,9 @@ class SearchParser:
         self._skip_space()
         operator = self._read_operator()
         if operator:
+            if word in RANGE_MODIFIERS and operator == "=" and self.base:
+                self._skip_space()
+                return TimeModifier(word, parse_time_spec(word, self._read_value()))
             field = self._check_field(word)
             self._skip_space()
             return FieldComparison(field, operator, self._read_value())
@@ -313,10 +336,15 @@ class SearchParser:
         return _term(unescape_search_text(word))
 
     def _check_field(self, field: str) -> str:
+        if field in RANGE_MODIFIERS:
+            raise self.error(
+                f"The Splunk stand-in supports the time modifier '{field}' only as "
+                f"{field}=<time> in the base search."
+            )
         if field in TIME_MODIFIERS:
             raise self.error(
                 f"The Splunk stand-in does not support the time modifier '{field}'; "
-                "it searches all time."
+                "use earliest or latest."
             )
         if field in KNOWLEDGE_OBJECT_FIELDS:
             raise self.error(f"The Splunk stand-in has no knowledge objects for '{field}'.")
@@ -397,5 +425,51 @@ def _term(text: str) -> SearchNode:
     return MatchAll() if text.strip("*") == "" else RawTerm(text)
 
 
-def parse_search(text: str, command: str = "search") -> SearchNode:
-    return SearchParser(text, command).parse()
+def parse_search(text: str, command: str = "search", *, base: bool = False) -> SearchNode:
+    return SearchParser(text, command, base=base).parse()
+
+
+def time_modifiers(node: SearchNode) -> tuple[SearchNode, dict[str, TimeSpec]]:
+    """Take the top-level time modifiers out of a base search.
+
+    A top-level term is one that every matching event must satisfy: the whole search, or
+    a term joined to the rest by AND. Returns the search without them and their values by
+    name. Raises SPLSyntaxError for a modifier in a group joined by OR or under NOT, where
+    Splunk's handling is not modelled, and for a modifier given twice.
+    """
+    if isinstance(node, TimeModifier):
+        top, rest = [node], MatchAll()
+    elif isinstance(node, And):
+        top = [part for part in node.parts if isinstance(part, TimeModifier)]
+        kept = tuple(part for part in node.parts if not isinstance(part, TimeModifier))
+        if not kept:
+            rest = MatchAll()
+        elif len(kept) == 1:
+            rest = kept[0]
+        else:
+            rest = And(kept)
+    else:
+        top, rest = [], node
+    if _contains_time_modifier(rest):
+        raise SPLSyntaxError(
+            "Error in 'search' command: The Splunk stand-in supports earliest and latest only "
+            "as top-level terms of the base search, not in a group joined by OR or under NOT."
+        )
+    specs: dict[str, TimeSpec] = {}
+    for modifier in top:
+        if modifier.name in specs:
+            raise SPLSyntaxError(
+                f"Error in 'search' command: The time modifier '{modifier.name}' is given twice."
+            )
+        specs[modifier.name] = modifier.spec
+    return rest, specs
+
+
+def _contains_time_modifier(node: SearchNode) -> bool:
+    if isinstance(node, TimeModifier):
+        return True
+    if isinstance(node, And | Or):
+        return any(_contains_time_modifier(part) for part in node.parts)
+    if isinstance(node, Not):
+        return _contains_time_modifier(node.part)
+    return False

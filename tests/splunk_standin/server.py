@@ -28,6 +28,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -96,6 +97,9 @@ class SplunkStandIn:
     test index the HEC token may write to, with ``main`` as the only other index and the
     default search index. ``requests`` records (service, method, path) of every request,
     ``searches`` the search string of every created job and ``cancelled`` the cancelled sids.
+    ``clock`` returns the current time of searches in epoch seconds. Relative ``earliest``
+    and ``latest`` values count from it, so a test can search recorded events as of the
+    time they were recorded.
     """
 
     def __init__(
@@ -105,6 +109,7 @@ class SplunkStandIn:
         hec_token: str = "standin-hec-token",
         index: str = "portal_validation",
         polls_until_done: int = 1,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.token = token
         self.hec_token = hec_token
@@ -113,6 +118,7 @@ class SplunkStandIn:
         self.default_indexes = ("main",)
         # A job reports RUNNING to this many status reads before it is DONE.
         self.polls_until_done = polls_until_done
+        self.clock = clock
         # Rows per results response at most, like maxresultrows in Splunk's limits.conf.
         self.max_result_rows = 50000
         self.indexing_delay = 0.0
@@ -245,7 +251,7 @@ class SplunkStandIn:
         with self._lock:
             searchable = [event for event in self._events if event.searchable_at <= now]
         return pipeline.run(
-            (event.search_fields() for event in searchable), self.default_indexes
+            (event.search_fields() for event in searchable), self.default_indexes, now=self.clock()
         )
 
     # Request handling, called from the handler threads
@@ -338,7 +344,9 @@ class SplunkStandIn:
                 searchable = [event for event in self._events if event.searchable_at <= now]
             try:
                 job.rows = pipeline.run(
-                    (event.search_fields() for event in searchable), self.default_indexes
+                    (event.search_fields() for event in searchable),
+                    self.default_indexes,
+                    now=self.clock(),
                 )
             except SPLRuntimeError as exc:
                 job.failure = str(exc)

@@ -3,7 +3,10 @@
 A query is a base search followed by commands separated by ``|``; pipes inside
 double-quoted strings do not separate commands. The base search and the ``search``
 command take the search-expression grammar of ``search_terms``. ``eval`` and ``where``
-take the expression grammar of ``eval_expr``.
+take the expression grammar of ``eval_expr``. The base search also takes the time
+modifiers ``earliest`` and ``latest`` as top-level terms, with the values that
+``time_modifiers`` describes. Without them a job covers all time, as with
+``earliest_time=0``.
 
 Commands modelled:
 
@@ -17,29 +20,47 @@ Commands modelled:
   ``auto()``. The default is auto: numbers in numeric order before strings in code-point
   order. Missing values go last. The default limit is 10000 and 0 means no limit.
 - ``head [<count>|limit=<count>]``, 10 rows by default.
-- ``stats count[(<field>)] [as <name>]... [by <field>[, <field>]...]``. Rows missing a
-  group-by field are left out, and groups come out sorted by their group-by values.
+- ``stats <function>[(<field>)] [as <name>]... [by <field>[, <field>]...]``. Rows missing
+  a group-by field are left out, and groups come out sorted by their group-by values. The
+  functions are ``count`` (or ``c``), ``dc`` (``distinct_count``), ``sum``, ``avg``
+  (``mean``), ``min``, ``max`` and ``values``. Each value of a multivalue field counts.
+  ``sum`` and ``avg`` read the numeric values only. ``min`` and ``max`` compare numbers
+  when the field has any, and text in code-point order otherwise. NOTE: for a field
+  with both numbers and text, which value Splunk's min and max return is not verified.
+  ``values`` gives the distinct values in code-point order, as one value when there is
+  only one. A function without values, such as ``sum`` of a field no row has, leaves its
+  output field out.
+- ``eventstats``, with the arguments of ``stats``, adds each group's results to every row
+  of the group and keeps the rows. A row missing a group-by field is left unchanged.
+  Grouping by a multivalue field fails the job, because how Splunk assigns such a row is
+  not modelled.
+- ``convert [timeformat=<format>] ctime(<field>) [as <name>]...`` formats epoch seconds
+  with Python's strftime in UTC, ``%m/%d/%Y %H:%M:%S`` by default, and leaves other
+  values unchanged.
 - ``rename <field> as <name>[, ...]``
 - ``dedup [<count>] <field>... [keepempty=<bool>]`` keeps the first rows per value combination.
 
-Not modelled: time modifiers, because a job covers all time as with ``earliest_time=0``.
-Macros, subsearches, lookups and generating commands (``| makeresults``, ``| tstats``) are
-not modelled either. Neither are knowledge objects such as event types, tags, field
-aliases and calculated fields, nor any command not listed above (``rex``, ``spath``,
-``join`` and every transforming command other than ``stats count``, for example). The
-parser rejects all of them, and the server returns that as a 400 FATAL message.
+Not modelled: time modifiers other than ``earliest`` and ``latest``. Macros, subsearches,
+lookups and generating commands (``| makeresults``, ``| tstats``) are not modelled
+either. Neither are knowledge objects such as event types, tags, field aliases and
+calculated fields, nor any command or function not listed above (``rex``, ``spath``,
+``join``, ``timechart`` and the stats function ``median``, for example). The parser
+rejects all of them, and the server returns that as a 400 FATAL message.
 
 Results of an event search come newest first, with every field of the event.
 """
 
 import re
+import time
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import eval_expr
 from .errors import SPLRuntimeError, SPLSyntaxError
-from .search_terms import SearchNode, parse_search
+from .search_terms import SearchNode, parse_search, time_modifiers
+from .time_modifiers import TimeSpec
 from .values import field_values, render_scalar, to_number
 
 DEFAULT_SORT_LIMIT = 10000
@@ -47,11 +68,11 @@ DEFAULT_HEAD_COUNT = 10
 # Commands that Splunk has and the stand-in lacks, which get their own error message.
 SPLUNK_ONLY_COMMANDS = frozenset(
     {
-        "append", "appendcols", "bin", "bucket", "chart", "collect", "convert", "datamodel",
-        "eventstats", "extract", "fieldformat", "fillnull", "foreach", "inputlookup", "iplocation",
-        "join", "kv", "lookup", "makemv", "makeresults", "map", "metadata", "mstats", "multisearch",
-        "mvexpand", "outputlookup", "rare", "regex", "rest", "reverse", "rex", "spath", "streamstats",
-        "tail", "timechart", "top", "transaction", "tstats", "union", "xmlkv",
+        "append", "appendcols", "bin", "bucket", "chart", "collect", "datamodel", "extract",
+        "fieldformat", "fillnull", "foreach", "inputlookup", "iplocation", "join", "kv", "lookup",
+        "makemv", "makeresults", "map", "metadata", "mstats", "multisearch", "mvexpand",
+        "outputlookup", "rare", "regex", "rest", "reverse", "rex", "spath", "streamstats", "tail",
+        "timechart", "top", "transaction", "tstats", "union", "xmlkv",
     }
 )  # fmt: skip
 ARGUMENT_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[(),=]|[^\s(),="]+')
@@ -70,28 +91,54 @@ class Pipeline:
 
     base: SearchNode
     commands: list[Command] = field(default_factory=list)
+    # The base search's ``earliest`` and ``latest`` values, by name.
+    time_range: dict[str, TimeSpec] = field(default_factory=dict)
 
     def names_index(self) -> bool:
         """Return whether the base search mentions the ``index`` field anywhere."""
         return "index" in self.base.field_names()
 
     def run(
-        self, events: Iterable[dict[str, Any]], default_indexes: Iterable[str] = ("main",)
+        self,
+        events: Iterable[dict[str, Any]],
+        default_indexes: Iterable[str] = ("main",),
+        *,
+        now: float | None = None,
     ) -> list[dict[str, Any]]:
         """Run the query over events given as field dicts and return the result rows.
 
         A base search that names no index reads only ``default_indexes``, like a Splunk
-        role's default search indexes.
+        role's default search indexes. ``now`` is the current time in epoch seconds that
+        relative ``earliest`` and ``latest`` values count from, ``time.time()`` by default.
         """
         rows = [dict(event) for event in events]
         if not self.names_index():
             allowed = {name.lower() for name in default_indexes}
             rows = [row for row in rows if str(row.get("index", "")).lower() in allowed]
+        if self.time_range:
+            rows = self._in_time_range(rows, time.time() if now is None else now)
         rows = [row for row in rows if self.base.matches(row)]
         rows.sort(key=lambda row: to_number(row.get("_time")) or 0, reverse=True)
         for command in self.commands:
             rows = command.apply(rows)
         return rows
+
+    def _in_time_range(self, rows: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+        earliest = self.time_range.get("earliest")
+        latest = self.time_range.get("latest")
+        low = earliest.resolve(now) if earliest else None
+        high = latest.resolve(now) if latest else None
+        kept = []
+        for row in rows:
+            moment = to_number(row.get("_time"))
+            if moment is None:
+                continue
+            if low is not None and moment < low:
+                continue
+            if high is not None and moment >= high:
+                continue
+            kept.append(row)
+        return kept
 
 
 def parse(query: str) -> Pipeline:
@@ -105,7 +152,8 @@ def parse(query: str) -> Pipeline:
             "start the query with a search."
         )
     base_text = re.sub(r"^\s*search(?=\s|$)", "", base_text, count=1)
-    pipeline = Pipeline(parse_search(base_text))
+    base, time_range = time_modifiers(parse_search(base_text, base=True))
+    pipeline = Pipeline(base, time_range=time_range)
     for segment in segments[1:]:
         pipeline.commands.append(parse_command(segment))
     return pipeline
@@ -453,26 +501,86 @@ def parse_head(arguments: str) -> HeadCommand:
     )
 
 
+# Aggregation functions of stats and eventstats with the aliases that Splunk's Search
+# Reference (9.2) lists: c for count, distinct_count for dc and mean for avg.
+AGGREGATE_FUNCTIONS = {
+    "count": "count",
+    "c": "count",
+    "dc": "dc",
+    "distinct_count": "dc",
+    "sum": "sum",
+    "avg": "avg",
+    "mean": "avg",
+    "min": "min",
+    "max": "max",
+    "values": "values",
+}
+
+
 @dataclass
-class CountAggregate:
+class Aggregate:
+    function: str
     field: str | None
     output: str
+
+    def compute(self, members: list[dict[str, Any]]) -> Any:
+        """Aggregate the rows of one group; None means the result has no such field."""
+        if self.field is None:
+            return len(members)
+        values = [value for member in members for value in _raw_values(member.get(self.field))]
+        texts = [render_scalar(value) for value in values]
+        if self.function == "count":
+            return len(values)
+        if self.function == "dc":
+            return len(set(texts))
+        if self.function == "values":
+            distinct = sorted(set(texts))
+            return _single_or_list(distinct)
+        numbers = [number for number in map(to_number, values) if number is not None]
+        if self.function == "sum":
+            return sum(numbers) if numbers else None
+        if self.function == "avg":
+            return sum(numbers) / len(numbers) if numbers else None
+        pick = min if self.function == "min" else max
+        if numbers:
+            return pick(numbers)
+        return pick(texts) if texts else None
+
+
+def _raw_values(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _single_or_list(values: list[str]) -> Any:
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else values
+
+
+def _group_rows(
+    rows: list[dict[str, Any]], group_by: list[str]
+) -> dict[tuple[str, ...], list[dict[str, Any]]]:
+    """Group rows by their group-by values; rows missing a group-by field are left out."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        key_values = [field_values(row.get(name)) for name in group_by]
+        if any(not values for values in key_values):
+            continue
+        # A multivalue group-by field counts the row once in the group of each value.
+        for key in _combinations(key_values):
+            groups.setdefault(key, []).append(row)
+    return groups
 
 
 @dataclass
 class StatsCommand(Command):
-    aggregates: list[CountAggregate]
+    aggregates: list[Aggregate]
     group_by: list[str]
 
     def apply(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for row in rows:
-            key_values = [field_values(row.get(name)) for name in self.group_by]
-            if any(not values for values in key_values):
-                continue
-            # A multivalue group-by field counts the row once in the group of each value.
-            for key in _combinations(key_values):
-                groups.setdefault(key, []).append(row)
+        groups = _group_rows(rows, self.group_by)
         if not self.group_by and not groups:
             groups[()] = []
         results = []
@@ -480,14 +588,42 @@ class StatsCommand(Command):
             members = groups[key]
             result: dict[str, Any] = dict(zip(self.group_by, key, strict=True))
             for aggregate in self.aggregates:
-                if aggregate.field is None:
-                    result[aggregate.output] = len(members)
-                else:
-                    result[aggregate.output] = sum(
-                        len(field_values(member.get(aggregate.field))) for member in members
-                    )
+                value = aggregate.compute(members)
+                if value is not None:
+                    result[aggregate.output] = value
             results.append(result)
         return results
+
+
+@dataclass
+class EventstatsCommand(Command):
+    """Add each group's aggregates to every row of the group, keeping the rows and their order."""
+
+    aggregates: list[Aggregate]
+    group_by: list[str]
+
+    def apply(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for row in rows:
+            if any(isinstance(row.get(name), list) for name in self.group_by):
+                raise SPLRuntimeError(
+                    "Error in 'eventstats' command: The Splunk stand-in does not model "
+                    "grouping by a multivalue field."
+                )
+        groups = _group_rows(rows, self.group_by)
+        results = {
+            key: [aggregate.compute(members) for aggregate in self.aggregates]
+            for key, members in groups.items()
+        }
+        for row in rows:
+            key = tuple(render_scalar(row[name]) for name in self.group_by if name in row)
+            if key not in results:
+                continue
+            for aggregate, value in zip(self.aggregates, results[key], strict=True):
+                if value is None:
+                    row.pop(aggregate.output, None)
+                else:
+                    row[aggregate.output] = value
+        return rows
 
 
 def _combinations(key_values: list[list[str]]) -> list[tuple[str, ...]]:
@@ -502,12 +638,13 @@ def _group_order(value: str) -> tuple[int, Any]:
     return (0, number) if number is not None else (1, value)
 
 
-def parse_stats(arguments: str) -> StatsCommand:
+def parse_aggregation(arguments: str, command: str) -> tuple[list[Aggregate], list[str]]:
+    """Parse ``<function>[(<field>)] [as <name>]... [by <field>...]`` of stats or eventstats."""
     tokens = argument_tokens(arguments)
     by_position = next((i for i, token in enumerate(tokens) if token.lower() == "by"), len(tokens))
     aggregate_tokens, group_tokens = tokens[:by_position], tokens[by_position + 1 :]
     if by_position < len(tokens) and not group_tokens:
-        raise SPLSyntaxError("Error in 'stats' command: A field list is required after 'by'.")
+        raise SPLSyntaxError(f"Error in '{command}' command: A field list is required after 'by'.")
     aggregates = []
     position = 0
     while position < len(aggregate_tokens):
@@ -515,30 +652,111 @@ def parse_stats(arguments: str) -> StatsCommand:
         if token == ",":
             position += 1
             continue
-        function = token.lower()
-        if function not in {"count", "c"}:
+        function = AGGREGATE_FUNCTIONS.get(token.lower())
+        if function is None:
+            supported = ", ".join(sorted(set(AGGREGATE_FUNCTIONS)))
             raise SPLSyntaxError(
-                f"Error in 'stats' command: The Splunk stand-in supports only the count "
-                f"function, not {token!r}."
+                f"Error in '{command}' command: The Splunk stand-in does not support the "
+                f"function {token!r}; it supports {supported}."
             )
         position += 1
-        counted_field = None
+        aggregated_field = None
         if aggregate_tokens[position : position + 1] == ["("]:
             closing = aggregate_tokens[position + 2 : position + 3]
-            if closing != [")"]:
-                raise SPLSyntaxError("Error in 'stats' command: count() takes one field.")
-            counted_field = field_name(aggregate_tokens[position + 1])
+            if closing != [")"] or aggregate_tokens[position + 1] in "()=,":
+                raise SPLSyntaxError(f"Error in '{command}' command: {token}() takes one field.")
+            aggregated_field = field_name(aggregate_tokens[position + 1])
             position += 3
-        output = "count" if counted_field is None else f"count({counted_field})"
+        elif function != "count":
+            raise SPLSyntaxError(
+                f"Error in '{command}' command: {token} needs a field, as in {token}(x)."
+            )
+        output = token if aggregated_field is None else f"{token}({aggregated_field})"
         if position < len(aggregate_tokens) and aggregate_tokens[position].lower() == "as":
             if position + 1 >= len(aggregate_tokens):
-                raise SPLSyntaxError("Error in 'stats' command: A name is missing after 'as'.")
+                raise SPLSyntaxError(f"Error in '{command}' command: A name is missing after 'as'.")
             output = field_name(aggregate_tokens[position + 1])
             position += 2
-        aggregates.append(CountAggregate(counted_field, output))
+        aggregates.append(Aggregate(function, aggregated_field, output))
     if not aggregates:
-        raise SPLSyntaxError("Error in 'stats' command: An aggregation such as count is required.")
-    return StatsCommand(aggregates, field_list(group_tokens, "stats"))
+        raise SPLSyntaxError(
+            f"Error in '{command}' command: An aggregation such as count is required."
+        )
+    return aggregates, field_list(group_tokens, command)
+
+
+def parse_stats(arguments: str) -> StatsCommand:
+    return StatsCommand(*parse_aggregation(arguments, "stats"))
+
+
+def parse_eventstats(arguments: str) -> EventstatsCommand:
+    return EventstatsCommand(*parse_aggregation(arguments, "eventstats"))
+
+
+# The time format of convert without timeformat=, as Splunk's Search Reference (9.2) gives it.
+DEFAULT_CONVERT_TIME_FORMAT = "%m/%d/%Y %H:%M:%S"
+
+
+@dataclass
+class ConvertCommand(Command):
+    """``convert ctime(...)``: epoch seconds to text, in UTC with Python's strftime."""
+
+    time_format: str
+    conversions: list[tuple[str, str]]
+
+    def apply(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for row in rows:
+            for source, target in self.conversions:
+                if source not in row:
+                    continue
+                converted = [self._ctime(value) for value in _raw_values(row[source])]
+                row[target] = converted if isinstance(row[source], list) else converted[0]
+        return rows
+
+    def _ctime(self, value: Any) -> Any:
+        number = to_number(value)
+        if number is None:
+            return value
+        return datetime.fromtimestamp(number, tz=UTC).strftime(self.time_format)
+
+
+def parse_convert(arguments: str) -> ConvertCommand:
+    tokens = argument_tokens(arguments)
+    time_format = DEFAULT_CONVERT_TIME_FORMAT
+    if tokens[:2] == ["timeformat", "="] and len(tokens) >= 3:
+        time_format = field_name(tokens[2])
+        del tokens[:3]
+    conversions = []
+    position = 0
+    while position < len(tokens):
+        function = tokens[position]
+        opening = tokens[position + 1 : position + 2]
+        closing = tokens[position + 3 : position + 4]
+        if opening != ["("] or closing != [")"]:
+            raise SPLSyntaxError(
+                f"Error in 'convert' command: Expected <function>(<field>) at {function!r}."
+            )
+        if function.lower() != "ctime":
+            raise SPLSyntaxError(
+                f"Error in 'convert' command: The Splunk stand-in supports only ctime(), "
+                f"not {function}()."
+            )
+        source = field_name(tokens[position + 2])
+        if "*" in source:
+            raise SPLSyntaxError(
+                "Error in 'convert' command: The Splunk stand-in does not convert by wildcard."
+            )
+        position += 4
+        target = source
+        if position + 1 < len(tokens) and tokens[position].lower() == "as":
+            target = field_name(tokens[position + 1])
+            position += 2
+        conversions.append((source, target))
+    if not conversions:
+        raise SPLSyntaxError(
+            "Error in 'convert' command: A conversion such as ctime(<field>) is required."
+        )
+    return ConvertCommand(time_format, conversions)
 
 
 @dataclass
@@ -623,6 +841,8 @@ COMMAND_PARSERS = {
     "sort": parse_sort,
     "head": parse_head,
     "stats": parse_stats,
+    "eventstats": parse_eventstats,
+    "convert": parse_convert,
     "rename": parse_rename,
     "dedup": parse_dedup,
 }
