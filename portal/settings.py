@@ -195,6 +195,10 @@ SPECTACULAR_SETTINGS = {
         "RenderStatusEnum": "detections.models.Render.Status",
         "ValidationStatusEnum": "detections.models.ValidationRun.Status",
         "ExpectEnum": "detections.models.DetectionTest.Expectation",
+        "DetectionOriginEnum": "detections.models.Detection.Origin",
+        "TestOriginEnum": "detections.models.DetectionTest.Origin",
+        "SigmaStatusEnum": "detections.models.Detection.SigmaStatus",
+        "SigmaRuleKindEnum": "detections.models.SigmaRule.Kind",
     },
 }
 
