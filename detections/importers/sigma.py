@@ -23,18 +23,20 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from detections.models import Detection
-from detections.pysigma.importing import ImportedRule, ImportRuleError, parse_rule_document
 
 from .progress import Progress
 from .report import ImportSummary
 from .sigma_checks import document_problem
-from .sigma_store import SigmaStore
 from .sources import ImportLimits, SourceFile
 from .yamlread import YAMLDocument, YAMLReadError, read_documents
+
+if TYPE_CHECKING:
+    from detections.pysigma.importing import ImportedRule
 
 logger = logging.getLogger(__name__)
 
@@ -105,13 +107,14 @@ def import_sigma(
     parsed, skipped = _without_duplicate_ids(parsed, skipped, summary)
     summary.unchanged += sum(len(item.rule_ids) for item in skipped)
 
-    store = SigmaStore(
-        status=status or settings.IMPORT_SIGMA_STATUS, force=force, summary=summary
-    )
-    writes = store.plan(parsed)
-    store.write(writes, chunk_size=max(1, settings.IMPORT_CHUNK_SIZE), progress=progress)
-    store.link_references()
-    summary.renders_queued = store.schedule_renders()
+    if parsed:
+        _store(
+            parsed,
+            summary,
+            status=status or settings.IMPORT_SIGMA_STATUS,
+            force=force,
+            progress=progress,
+        )
     logger.info(
         "Sigma import finished: %d created, %d updated, %d unchanged, %d files failed, "
         "%d renders queued",
@@ -122,6 +125,24 @@ def import_sigma(
         summary.renders_queued,
     )
     return summary
+
+
+def _store(
+    parsed: list[ParsedFile],
+    summary: ImportSummary,
+    *,
+    status: str,
+    force: bool,
+    progress: Progress,
+) -> None:
+    """Write the parsed files, link correlations and filters, and queue renders."""
+    from .sigma_store import SigmaStore
+
+    store = SigmaStore(status=status, force=force, summary=summary)
+    writes = store.plan(parsed)
+    store.write(writes, chunk_size=max(1, settings.IMPORT_CHUNK_SIZE), progress=progress)
+    store.link_references()
+    summary.renders_queued = store.schedule_renders()
 
 
 def _stored_hashes() -> dict[str, list[str]]:
@@ -140,6 +161,10 @@ def _parse_file(
     source: SourceFile, digest: str, limits: ImportLimits, summary: ImportSummary
 ) -> ParsedFile | None:
     """Read and parse one file; on the first problem record the failure and return None."""
+    # pySigma and the renderer take about 0.4 s to import (2 cores, August 2026), which
+    # a re-import of unchanged files, parsing nothing, does without.
+    from detections.pysigma.importing import ImportRuleError, parse_rule_document
+
     label = source.label
     documents = _read_yaml(source, limits, summary)
     if documents is None:

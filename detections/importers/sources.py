@@ -20,7 +20,7 @@ from typing import IO
 
 from django.conf import settings
 
-from detections.content.files import UnreadableFile, read_inside
+from detections.content.files import UnreadableFile, read_inside, read_regular
 
 YAML_SUFFIXES = (".yml", ".yaml")
 # Archives inside an archive are rejected, by name and by their first bytes, because
@@ -75,6 +75,9 @@ class SourceFile:
 
 def printable(name: str) -> str:
     """Replace control and format characters in a file name, so reports show it on one line."""
+    if name.isprintable():
+        # No control, format or separator character other than the space: the common case.
+        return name
     return "".join(
         "?" if unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp"} else char for char in name
     )
@@ -129,10 +132,14 @@ def _folder_sources(
             if name.lower().endswith(suffixes):
                 found.append(Path(directory) / name)
     for path in sorted(found):
-        relative = f"{prefix}/{path.relative_to(root).as_posix()}"
-        source = SourceFile(printable(relative), printable(relative))
+        relative = printable(f"{prefix}/{path.relative_to(root).as_posix()}")
+        source = SourceFile(relative, relative)
         try:
-            source.data = read_inside(path, root, limits.max_file_bytes)
+            if path.is_symlink():
+                source.data = read_inside(path, root, limits.max_file_bytes)
+            else:
+                # The walk did not follow links, so the file lies inside the folder.
+                source.data = read_regular(path, limits.max_file_bytes)
         except UnreadableFile as exc:
             source.error = str(exc)
         yield source

@@ -8,6 +8,9 @@ from detections.importers.progress import Progress
 
 
 class Command(BaseCommand):
+    # The system checks load every URL pattern and view, which doubles the start-up time
+    # of an import; `manage.py check` and the server still run them.
+    requires_system_checks = []
     help = (
         "Import MITRE ATT&CK from a STIX 2.x bundle file (such as enterprise-attack.json) or "
         "a folder of STIX JSON files (MITRE's cti repository layout): tactics, techniques, "
