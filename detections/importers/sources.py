@@ -122,27 +122,41 @@ def _folder_sources(
     """Yield a folder's files with the given suffixes, in sorted order, links not followed
     out of the folder."""
     # A folder named on the command line may be a link. Links inside it are not followed
-    # out of it: read_inside checks files, and os.walk skips linked folders.
+    # out of it: linked folders are not entered, and read_inside checks linked files.
     root = folder.resolve()
     prefix = folder.name or root.name
-    found = []
-    for directory, subfolders, files in os.walk(root, followlinks=False):
-        subfolders.sort()
-        for name in files:
-            if name.lower().endswith(suffixes):
-                found.append(Path(directory) / name)
-    for path in sorted(found):
-        relative = printable(f"{prefix}/{path.relative_to(root).as_posix()}")
-        source = SourceFile(relative, relative)
+    for relative, is_link in sorted(_walk(str(root), suffixes)):
+        label = printable(f"{prefix}/{relative}")
+        source = SourceFile(label, label)
+        path = root / relative
         try:
-            if path.is_symlink():
+            if is_link:
                 source.data = read_inside(path, root, limits.max_file_bytes)
             else:
-                # The walk did not follow links, so the file lies inside the folder.
+                # Not a link, in a folder reached without links: inside the folder.
                 source.data = read_regular(path, limits.max_file_bytes)
         except UnreadableFile as exc:
             source.error = str(exc)
         yield source
+
+
+def _walk(root: str, suffixes: tuple[str, ...]) -> Iterator[tuple[str, bool]]:
+    """Yield (path relative to root, is a link) of each file with one of the suffixes.
+
+    Uses os.scandir, whose entries know their type without another stat() call, so
+    listing a few thousand rule files costs milliseconds. Linked folders are not entered.
+    """
+    pending = [""]
+    while pending:
+        relative_folder = pending.pop()
+        with os.scandir(os.path.join(root, relative_folder)) as entries:
+            for entry in entries:
+                relative = f"{relative_folder}/{entry.name}" if relative_folder else entry.name
+                is_link = entry.is_symlink()
+                if not is_link and entry.is_dir(follow_symlinks=False):
+                    pending.append(relative)
+                elif entry.name.lower().endswith(suffixes):
+                    yield relative, is_link
 
 
 def zip_sources(
