@@ -26,6 +26,7 @@ class SigmaRuleInline(admin.StackedInline):
     readonly_fields = [
         "filename",
         "rule_id",
+        "kind",
         "title",
         "status",
         "level",
@@ -38,24 +39,39 @@ class SigmaRuleInline(admin.StackedInline):
 
 @admin.register(models.Detection)
 class DetectionAdmin(admin.ModelAdmin):
-    list_display = ["title", "slug", "status", "severity", "platform", "updated_at"]
-    list_filter = ["status", "severity", "platform"]
+    list_display = ["title", "slug", "status", "sigma_status", "severity", "platform", "updated_at"]
+    list_filter = ["status", "origin", "sigma_status", "severity", "platform"]
     search_fields = ["title", "slug", "description"]
-    readonly_fields = ["uuid", "source_path", "source_hash", "loaded_fingerprint"]
+    readonly_fields = [
+        "uuid", "origin", "sigma_status", "source_path", "source_hash", "loaded_fingerprint"
+    ]
     inlines = [MappingInline, DataSourceInline, FalsePositiveInline, SigmaRuleInline]
 
 
 @admin.register(models.Tactic)
 class TacticAdmin(admin.ModelAdmin):
-    list_display = ["attack_id", "name"]
+    list_display = ["attack_id", "name", "revoked", "deprecated"]
 
 
 @admin.register(models.Technique)
 class TechniqueAdmin(admin.ModelAdmin):
-    list_display = ["attack_id", "name", "parent"]
+    list_display = ["attack_id", "name", "parent", "revoked", "deprecated"]
+    list_filter = ["revoked", "deprecated"]
     search_fields = ["attack_id", "name"]
 
 
 @admin.register(models.DataComponent)
 class DataComponentAdmin(admin.ModelAdmin):
-    list_display = ["attack_id", "label"]
+    list_display = ["attack_id", "label", "revoked", "deprecated"]
+
+
+@admin.register(models.Analytic)
+class AnalyticAdmin(admin.ModelAdmin):
+    list_display = ["attack_id", "name", "revoked", "deprecated"]
+    search_fields = ["attack_id", "name", "description"]
+
+
+@admin.register(models.DetectionStrategy)
+class DetectionStrategyAdmin(admin.ModelAdmin):
+    list_display = ["attack_id", "name", "revoked", "deprecated"]
+    search_fields = ["attack_id", "name"]

@@ -6,7 +6,27 @@ from django.db import models
 from django.urls import reverse
 
 
-class Tactic(models.Model):
+class AttackObject(models.Model):
+    """Fields that `import_attack` fills from MITRE's STIX objects.
+
+    Objects loaded from content/attack.yml keep the defaults: no STIX id or
+    description, neither revoked nor deprecated.
+    """
+
+    stix_id = models.CharField(
+        max_length=100, blank=True, help_text="STIX id, such as attack-pattern--<UUID>."
+    )
+    description = models.TextField(blank=True, help_text="Markdown, as MITRE writes it.")
+    revoked = models.BooleanField(default=False, help_text="MITRE replaced this object.")
+    deprecated = models.BooleanField(
+        default=False, help_text="MITRE no longer maintains this object."
+    )
+
+    class Meta:
+        abstract = True
+
+
+class Tactic(AttackObject):
     """An ATT&CK tactic such as TA0009 Collection."""
 
     attack_id = models.CharField(max_length=16, unique=True)
@@ -21,7 +41,7 @@ class Tactic(models.Model):
         return f"{self.attack_id} {self.name}"
 
 
-class Technique(models.Model):
+class Technique(AttackObject):
     """An ATT&CK technique, or a sub-technique when `parent` is set."""
 
     attack_id = models.CharField(max_length=16, unique=True)
@@ -31,6 +51,15 @@ class Technique(models.Model):
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="subtechniques"
     )
     tactics = models.ManyToManyField(Tactic, related_name="techniques", blank=True)
+    platforms = models.JSONField(default=list, blank=True)
+    revoked_by = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="replaces",
+        help_text="The technique MITRE names as the replacement of this revoked one.",
+    )
 
     class Meta:
         ordering = ["attack_id"]
@@ -43,8 +72,12 @@ class Technique(models.Model):
         return self.parent_id is not None
 
 
-class DataComponent(models.Model):
-    """An ATT&CK data component within its data source, such as Process: Process Creation."""
+class DataComponent(AttackObject):
+    """An ATT&CK data component within its data source, such as Process: Process Creation.
+
+    ATT&CK v18 no longer groups components into data sources, so `data_source` and
+    `data_source_id` are empty for components first imported from v18 data.
+    """
 
     attack_id = models.CharField(max_length=16, unique=True)
     data_source = models.CharField(max_length=200)
@@ -60,7 +93,44 @@ class DataComponent(models.Model):
 
     @property
     def label(self) -> str:
-        return f"{self.data_source}: {self.name}"
+        return f"{self.data_source}: {self.name}" if self.data_source else self.name
+
+
+class Analytic(AttackObject):
+    """An ATT&CK v18 analytic (AN0110): how to detect a technique on one platform."""
+
+    attack_id = models.CharField(max_length=16, unique=True)
+    name = models.CharField(max_length=200)
+    url = models.URLField(blank=True)
+    platforms = models.JSONField(default=list, blank=True)
+    # Entries of x_mitre_log_source_references: `component` (a DC id), `name` and `channel`.
+    log_sources = models.JSONField(default=list, blank=True)
+    # Entries of x_mitre_mutable_elements: `field` and `description`, the tunable parts.
+    mutable_elements = models.JSONField(default=list, blank=True)
+    data_components = models.ManyToManyField(DataComponent, related_name="analytics", blank=True)
+
+    class Meta:
+        ordering = ["attack_id"]
+
+    def __str__(self) -> str:
+        return f"{self.attack_id} {self.name}"
+
+
+class DetectionStrategy(AttackObject):
+    """An ATT&CK v18 detection strategy (DET0103): the analytics that detect techniques."""
+
+    attack_id = models.CharField(max_length=16, unique=True)
+    name = models.CharField(max_length=300)
+    url = models.URLField(blank=True)
+    techniques = models.ManyToManyField(Technique, related_name="detection_strategies", blank=True)
+    analytics = models.ManyToManyField(Analytic, related_name="detection_strategies", blank=True)
+
+    class Meta:
+        ordering = ["attack_id"]
+        verbose_name_plural = "detection strategies"
+
+    def __str__(self) -> str:
+        return f"{self.attack_id} {self.name}"
 
 
 class Detection(models.Model):
@@ -79,6 +149,19 @@ class Detection(models.Model):
         HIGH = "high"
         CRITICAL = "critical"
 
+    class Origin(models.TextChoices):
+        AUTHORED = "authored", "authored (content files or the portal)"
+        SIGMA = "sigma", "imported Sigma rule"
+
+    class SigmaStatus(models.TextChoices):
+        """Sigma's maturity levels of a rule, as the Sigma specification names them."""
+
+        STABLE = "stable"
+        TEST = "test"
+        EXPERIMENTAL = "experimental"
+        DEPRECATED = "deprecated"
+        UNSUPPORTED = "unsupported"
+
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     slug = models.SlugField(max_length=200, unique=True)
     title = models.CharField(max_length=300)
@@ -92,6 +175,13 @@ class Detection(models.Model):
     severity = models.CharField(max_length=16, choices=Level.choices)
     confidence = models.CharField(max_length=16, choices=Level.choices)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.AUTHORED)
+    sigma_status = models.CharField(
+        max_length=16,
+        choices=SigmaStatus.choices,
+        blank=True,
+        help_text="The imported Sigma rule's own status; `status` is the portal's workflow.",
+    )
     version = models.PositiveIntegerField(default=1)
     authors = models.JSONField(default=list, blank=True)
     references = models.JSONField(default=list, blank=True)
@@ -116,6 +206,8 @@ class Detection(models.Model):
     )
     # Set by load_content: the content file's path and hash, and a fingerprint of
     # the stored rows, so a later load can tell a portal edit from an unchanged row.
+    # import_sigma sets the first two to the rule file's path within the import and
+    # the SHA-256 of its bytes, which lets a re-import skip unchanged files unparsed.
     source_path = models.CharField(max_length=500, blank=True)
     source_hash = models.CharField(max_length=64, blank=True)
     loaded_fingerprint = models.CharField(max_length=64, blank=True)
@@ -204,9 +296,18 @@ class Query(models.Model):
 class SigmaRule(models.Model):
     """A Sigma rule of a detection: the YAML as written plus the fields parsed from it."""
 
+    class Kind(models.TextChoices):
+        RULE = "rule"
+        CORRELATION = "correlation"
+        FILTER = "filter", "filter (meta rule)"
+
     detection = models.ForeignKey(Detection, on_delete=models.CASCADE, related_name="sigma_rules")
     position = models.PositiveSmallIntegerField(default=0)
     rule_id = models.UUIDField(unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.RULE)
+    name = models.CharField(
+        max_length=300, blank=True, help_text="Sigma `name`, by which correlations may refer to it."
+    )
     filename = models.CharField(max_length=200)
     yaml_text = models.TextField()
     title = models.CharField(max_length=300)
@@ -217,6 +318,11 @@ class SigmaRule(models.Model):
     falsepositives = models.JSONField(default=list, blank=True)
     is_valid = models.BooleanField(default=True)
     messages = models.JSONField(default=list, blank=True)
+    # A correlation's `rules` or a filter's `filter.rules`, as written: ids or names.
+    rule_references = models.JSONField(default=list, blank=True)
+    referenced_rules = models.ManyToManyField(
+        "self", symmetrical=False, blank=True, related_name="referenced_by"
+    )
 
     class Meta:
         ordering = ["position"]
@@ -286,6 +392,10 @@ class DetectionTest(models.Model):
         FIRES = "fires"
         SILENT = "silent"
 
+    class Origin(models.TextChoices):
+        AUTHORED = "authored", "authored (content files or add_test)"
+        ATOMIC_RED_TEAM = "atomic_red_team", "imported from Atomic Red Team"
+
     detection = models.ForeignKey(Detection, on_delete=models.CASCADE, related_name="tests")
     position = models.PositiveSmallIntegerField(default=0)
     name = models.CharField(max_length=300)
@@ -294,9 +404,16 @@ class DetectionTest(models.Model):
         null=True, blank=True, help_text="Set only where Atomic Red Team has this test."
     )
     platform = models.CharField(max_length=50)
+    platforms = models.JSONField(
+        default=list, blank=True, help_text="Every platform the test supports, when several."
+    )
     executor = models.CharField(max_length=50, blank=True)
     executor_summary = models.TextField(blank=True)
-    expected_signal = models.TextField(help_text="The expected telemetry in words.")
+    # Atomic Red Team's input arguments by name: description, type and default. The
+    # test's commands are never stored, so nothing here can run them.
+    input_arguments = models.JSONField(default=dict, blank=True)
+    origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.AUTHORED)
+    expected_signal = models.TextField(blank=True, help_text="The expected telemetry in words.")
     expect = models.CharField(max_length=8, choices=Expectation.choices, default=Expectation.FIRES)
     min_matches = models.PositiveIntegerField(default=1)
     known_false_positive = models.BooleanField(default=False)
@@ -304,6 +421,13 @@ class DetectionTest(models.Model):
 
     class Meta:
         ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["detection", "atomic_guid"],
+                condition=models.Q(origin="atomic_red_team"),
+                name="unique_imported_atomic_test",
+            )
+        ]
 
 
 class ExpectedTelemetry(models.Model):

@@ -29,6 +29,7 @@ def detection_queryset_for(user, *, full: bool = False) -> QuerySet[Detection]:
             "queries__branches__sigma_rule",
             "queries__detection",
             "sigma_rules__detection",
+            "sigma_rules__referenced_rules",
             "false_positives",
             "tests__telemetry",
             "related",

@@ -59,10 +59,13 @@ def validate_run(self, run_id: int) -> None:
 @shared_task(name="detections.validate_published")
 def validate_published() -> int:
     """Queue a run for every published detection that has tests; return how many."""
-    from .models import Detection, ValidationRun
+    from .models import Detection, DetectionTest, ValidationRun
     from .validation.runs import validation_request
 
-    detections = Detection.objects.filter(status=Detection.Status.PUBLISHED, tests__isnull=False).distinct()
+    # Only authored tests run; see validation.runs._execute.
+    detections = Detection.objects.filter(
+        status=Detection.Status.PUBLISHED, tests__origin=DetectionTest.Origin.AUTHORED
+    ).distinct()
     count = 0
     for detection in detections:
         validation_request(detection, trigger=ValidationRun.Trigger.SCHEDULE)

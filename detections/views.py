@@ -241,6 +241,9 @@ def _detail_queryset(user) -> QuerySet[Detection]:
             "queries__branches", queryset=DetectionBranch.objects.select_related("sigma_rule")
         ),
         "sigma_rules",
+        Prefetch(
+            "sigma_rules__referenced_rules", queryset=SigmaRule.objects.select_related("detection")
+        ),
         "false_positives",
         Prefetch("tests", queryset=DetectionTest.objects.prefetch_related("telemetry")),
     )

@@ -196,6 +196,10 @@ SPECTACULAR_SETTINGS = {
         "RenderStatusEnum": "detections.models.Render.Status",
         "ValidationStatusEnum": "detections.models.ValidationRun.Status",
         "ExpectEnum": "detections.models.DetectionTest.Expectation",
+        "DetectionOriginEnum": "detections.models.Detection.Origin",
+        "TestOriginEnum": "detections.models.DetectionTest.Origin",
+        "SigmaStatusEnum": "detections.models.Detection.SigmaStatus",
+        "SigmaRuleKindEnum": "detections.models.SigmaRule.Kind",
     },
 }
 
@@ -469,3 +473,32 @@ SPLUNK_TIMEOUT = float(os.environ.get("SPLUNK_TIMEOUT", "30"))
 SPLUNK_SEARCH_TIMEOUT = float(os.environ.get("SPLUNK_SEARCH_TIMEOUT", "120"))
 # Seconds between two status checks of a search job.
 SPLUNK_POLL_INTERVAL = float(os.environ.get("SPLUNK_POLL_INTERVAL", "0.5"))
+
+# Importers: import_sigma, import_atomics, import_attack and POST /api/v1/imports/sigma/.
+# Every file from outside is checked against these limits before pySigma or the
+# database sees it; a file over a limit fails with the reason and the rest go on.
+IMPORT_MAX_FILE_BYTES = int(os.environ.get("IMPORT_MAX_FILE_BYTES", str(1024 * 1024)))
+# Deepest nesting of YAML lists and mappings, and of parentheses and `not` in a Sigma
+# condition. pySigma 1.5 raises RecursionError at about 200 chained `not`.
+IMPORT_MAX_NESTING = int(os.environ.get("IMPORT_MAX_NESTING", "64"))
+# Most entries in one YAML list or mapping. SigmaHQ's longest list has 4,432 values
+# (driver hashes, August 2026).
+IMPORT_MAX_VALUES = int(os.environ.get("IMPORT_MAX_VALUES", "10000"))
+# Most entries, and most bytes once uncompressed, in one ZIP archive.
+IMPORT_MAX_ARCHIVE_ENTRIES = int(os.environ.get("IMPORT_MAX_ARCHIVE_ENTRIES", "20000"))
+IMPORT_MAX_ARCHIVE_BYTES = int(
+    os.environ.get("IMPORT_MAX_ARCHIVE_BYTES", str(200 * 1024 * 1024))
+)
+# Largest request body the upload API accepts.
+IMPORT_MAX_UPLOAD_BYTES = int(os.environ.get("IMPORT_MAX_UPLOAD_BYTES", str(50 * 1024 * 1024)))
+# Largest STIX bundle file import_attack reads (MITRE's enterprise bundle is about 50 MiB).
+IMPORT_MAX_STIX_BYTES = int(os.environ.get("IMPORT_MAX_STIX_BYTES", str(512 * 1024 * 1024)))
+# Rule files written per database transaction.
+IMPORT_CHUNK_SIZE = int(os.environ.get("IMPORT_CHUNK_SIZE", "500"))
+# Workflow status of detections that import_sigma creates. Rules whose Sigma status is
+# deprecated or unsupported start as `deprecated` whatever this says.
+IMPORT_SIGMA_STATUS = env_str("IMPORT_SIGMA_STATUS", "draft")
+if IMPORT_SIGMA_STATUS not in {"draft", "review", "published"}:
+    raise ImproperlyConfigured(
+        f"IMPORT_SIGMA_STATUS={IMPORT_SIGMA_STATUS!r} is invalid; use draft, review or published."
+    )

@@ -317,7 +317,7 @@ def test_run_without_tests_is_error(bare_detection):
     finished = validation_execute(run.pk, task_id="t")
 
     assert finished.status == ValidationRun.Status.ERROR
-    assert "has no tests" in finished.error
+    assert "has no tests with recorded events" in finished.error
 
 
 def test_run_records_queries(bare_detection, tmp_path):

@@ -123,11 +123,19 @@ class SigmaRuleSerializer(serializers.ModelSerializer):
     yaml = serializers.CharField(source="yaml_text")
     filename = serializers.SerializerMethodField()
     download_url = serializers.SerializerMethodField()
+    referenced_rules = serializers.SlugRelatedField(
+        many=True,
+        read_only=True,
+        slug_field="rule_id",
+        help_text="Ids of the stored rules that this correlation rule or filter names.",
+    )
 
     class Meta:
         model = SigmaRule
         fields = [
             "id",
+            "kind",
+            "name",
             "title",
             "status",
             "level",
@@ -136,6 +144,8 @@ class SigmaRuleSerializer(serializers.ModelSerializer):
             "falsepositives",
             "is_valid",
             "messages",
+            "rule_references",
+            "referenced_rules",
             "filename",
             "yaml",
             "download_url",
@@ -168,9 +178,12 @@ class TestSerializer(serializers.ModelSerializer):
             "name",
             "description",
             "atomic_guid",
+            "origin",
             "platform",
+            "platforms",
             "executor",
             "executor_summary",
+            "input_arguments",
             "expected_signal",
             "expect",
             "min_matches",
@@ -282,6 +295,8 @@ class DetectionListSerializer(serializers.ModelSerializer):
             "platform",
             "query_language",
             "status",
+            "origin",
+            "sigma_status",
             "severity",
             "confidence",
             "version",

@@ -8,7 +8,14 @@ whether a detection was edited in the portal since it was loaded.
 import hashlib
 import re
 
-from detections.models import DataComponent, Detection, DetectionBranch, Tactic, Technique
+from detections.models import (
+    DataComponent,
+    Detection,
+    DetectionBranch,
+    DetectionTest,
+    Tactic,
+    Technique,
+)
 
 from detections.validation.events import encode_events
 
@@ -75,7 +82,7 @@ def detection_document(detection: Detection) -> dict:
         "sigma_rules": [rule.filename for rule in detection.sigma_rules.all()],
         "false_positives": [item.description for item in detection.false_positives.all()],
         "tuning_notes": detection.tuning_notes,
-        "tests": [_test_entry(test) for test in detection.tests.all()],
+        "tests": [_test_entry(test) for test in authored_tests(detection)],
         "related": sorted(other.slug for other in detection.related.all()),
         "other_platforms": sorted(other.slug for other in detection.other_platforms.all()),
     }
@@ -86,10 +93,18 @@ def detection_files(detection: Detection) -> dict[str, str]:
     files = {"detection.yml": dump_document(detection_document(detection))}
     for rule in detection.sigma_rules.all():
         files[rule.filename] = rule.yaml_text
-    for test in detection.tests.all():
+    for test in authored_tests(detection):
         if test.recorded_events:
             files[events_file_name(test)] = encode_events(test.recorded_events)
     return files
+
+
+def authored_tests(detection: Detection) -> list[DetectionTest]:
+    """Return the tests that content files own; those import_atomics added are left out.
+
+    Filtered in Python so that a prefetched `tests` relation is used.
+    """
+    return [test for test in detection.tests.all() if test.origin == DetectionTest.Origin.AUTHORED]
 
 
 def events_file_name(test) -> str:

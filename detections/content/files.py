@@ -27,11 +27,20 @@ def read_inside(path: Path, folder: Path, max_bytes: int) -> bytes:
         raise UnreadableFile(f"cannot be resolved: {exc}") from exc
     if not resolved.is_relative_to(folder):
         raise UnreadableFile(f"is a link to {resolved}, which is outside {folder}")
+    return read_regular(resolved, max_bytes)
+
+
+def read_regular(path: Path, max_bytes: int) -> bytes:
+    """Return the bytes of `path`, which must be a regular file and not a symbolic link.
+
+    Callers that know `path` lies inside their folder, such as a walk that does not
+    follow links, skip the path resolution of read_inside. Raises UnreadableFile.
+    """
     try:
-        _check_regular(os.stat(resolved).st_mode)
+        _check_regular(os.stat(path).st_mode)
         # If a FIFO replaced the file after the stat() above, O_NONBLOCK keeps open()
         # from waiting for a writer. If a symlink replaced it, O_NOFOLLOW rejects it.
-        descriptor = os.open(resolved, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except FileNotFoundError as exc:
         raise UnreadableFile("file not found") from exc
     except OSError as exc:

@@ -153,15 +153,16 @@ def _detection_write(detection: Detection, item: DetectionFile) -> None:
     detection.save()
 
     # Child rows are replaced as a whole: content files own them, and ids of
-    # children are not referenced from outside the detection.
+    # children are not referenced from outside the detection. Tests that
+    # import_atomics added belong to that import and are kept.
     for manager in (
         detection.mappings,
         detection.data_sources,
         detection.queries,
         detection.false_positives,
-        detection.tests,
     ):
         manager.all().delete()
+    detection.tests.filter(origin=DetectionTest.Origin.AUTHORED).delete()
     rules = _rules_write(detection, item)
     _mappings_write(detection, document)
     _queries_write(detection, document, rules)

@@ -200,10 +200,13 @@ def _claim(run_id: int, task_id: str) -> ValidationRun | None:
 
 
 def _execute(run: ValidationRun) -> tuple[list[TestOutcome], list[dict], dict]:
-    tests = list(run.detection.tests.all())
+    # Tests that import_atomics added describe an Atomic Red Team test but carry no
+    # recorded events, so only authored tests are run.
+    tests = list(run.detection.tests.filter(origin=DetectionTest.Origin.AUTHORED))
     if not tests:
         raise ValidationUnavailable(
-            f"The detection {run.detection.slug} has no tests; add one with "
+            f"The detection {run.detection.slug} has no tests with recorded events "
+            "(imported Atomic Red Team tests have none); add one with "
             "`python manage.py add_test` first."
         )
     rules = compiled_rules(run.detection)

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from detections.content.loader import content_load
 from detections.content.reader import ContentError
-from detections.models import Detection, ValidationRun
+from detections.models import Detection, DetectionTest, ValidationRun
 from detections.validation.runs import validation_request
 
 
@@ -57,7 +57,7 @@ class Command(BaseCommand):
             )
         # New and changed detections with tests are validated by the workers too.
         changed = Detection.objects.filter(
-            slug__in=report.created + report.updated, tests__isnull=False
+            slug__in=report.created + report.updated, tests__origin=DetectionTest.Origin.AUTHORED
         ).distinct()
         validations = [
             validation_request(detection, trigger=ValidationRun.Trigger.CONTENT)

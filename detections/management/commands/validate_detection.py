@@ -4,7 +4,7 @@ from xml.etree import ElementTree
 
 from django.core.management.base import BaseCommand, CommandError
 
-from detections.models import Detection, ValidationRun
+from detections.models import Detection, DetectionTest, ValidationRun
 from detections.validation.runs import (
     ValidationUnavailable,
     run_inline,
@@ -86,7 +86,8 @@ class Command(BaseCommand):
         if all_detections and slugs:
             raise CommandError("Give detection slugs or --all, not both.")
         if all_detections:
-            detections = list(Detection.objects.filter(tests__isnull=False).distinct().order_by("slug"))
+            authored = Detection.objects.filter(tests__origin=DetectionTest.Origin.AUTHORED)
+            detections = list(authored.distinct().order_by("slug"))
             if not detections:
                 raise CommandError("No detection has tests; add one with `python manage.py add_test`.")
             return detections
