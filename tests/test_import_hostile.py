@@ -186,6 +186,12 @@ HOSTILE_FILES = {
         "pipe syntax in Sigma conditions has been deprecated",
         "condition:",
     ),
+    # Found in SigmaHQ's unsupported/ folder: proximity searches that pySigma never parsed.
+    "near_operator": (
+        deep_condition("selection | near filter"),
+        "invalid condition",
+        "condition:",
+    ),
     "missing_id": (with_line(rule_text(), "id: ", "# id: "), "has no 'id'", 1),
     "id_not_uuid": (with_line(rule_text(), "id: ", "id: not-a-uuid # "), "invalid Sigma rule", 2),
     "title_too_long": (
