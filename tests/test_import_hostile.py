@@ -452,7 +452,7 @@ def test_zip_entry_over_file_limit(stored_rule, tmp_path):
 
 
 def test_zip_with_false_sizes(stored_rule, tmp_path):
-    """An entry whose directory record claims fewer bytes than it holds is cut at the limit."""
+    """An entry whose directory record claims fewer bytes than it contains is cut at the limit."""
     content = b"#" * (2 * 1024 * 1024)
     data = bytearray(zip_bytes({"liar.yml": content}))
     real_size = len(content).to_bytes(4, "little")
