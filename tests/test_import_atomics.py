@@ -177,6 +177,20 @@ def test_content_load_after_import_not_conflict(detections, atomics):
     assert imported_guids(seed) == {LIBRARY_GUID, CUSTOM_GUID, PARENT_GUID}
 
 
+def test_authored_test_with_same_guid_wins(detections, atomics):
+    authored_guid = "391f5298-b12d-4636-8482-35d9c17d53a8"  # a test in the seed's content
+    tests = [atomic(authored_guid, "Upstream name"), atomic(LIBRARY_GUID, "Compress with zlib")]
+    write(atomics, "T1560.002/T1560.002.yaml", technique_file("T1560.002", tests))
+
+    summary = run_import("import_atomics", atomics)
+
+    seed = detections["seed"]
+    assert seed.tests.filter(atomic_guid=authored_guid).count() == 1
+    assert seed.tests.get(atomic_guid=authored_guid).origin == DetectionTest.Origin.AUTHORED
+    assert authored_guid in imported_guids(detections["library"])
+    assert summary["unchanged"] == 1
+
+
 BROKEN_FILES = {
     "alias": ("attack_technique: &t T1560\natomic_tests: []\n", "YAML anchors are not allowed"),
     "not_mapping": ("- T1560\n", "an Atomic Red Team file is one YAML mapping"),

@@ -186,6 +186,12 @@ HOSTILE_FILES = {
         "pipe syntax in Sigma conditions has been deprecated",
         "condition:",
     ),
+    # Found in SigmaHQ's unsupported/ folder: proximity searches that pySigma never parsed.
+    "near_operator": (
+        deep_condition("selection | near filter"),
+        "invalid condition",
+        "condition:",
+    ),
     "missing_id": (with_line(rule_text(), "id: ", "# id: "), "has no 'id'", 1),
     "id_not_uuid": (with_line(rule_text(), "id: ", "id: not-a-uuid # "), "invalid Sigma rule", 2),
     "title_too_long": (
@@ -446,7 +452,7 @@ def test_zip_entry_over_file_limit(stored_rule, tmp_path):
 
 
 def test_zip_with_false_sizes(stored_rule, tmp_path):
-    """An entry whose directory record claims fewer bytes than it holds is cut at the limit."""
+    """An entry whose directory record claims fewer bytes than it contains is cut at the limit."""
     content = b"#" * (2 * 1024 * 1024)
     data = bytearray(zip_bytes({"liar.yml": content}))
     real_size = len(content).to_bytes(4, "little")

@@ -183,6 +183,22 @@ def test_html_in_description_stored_as_written(catalogue, tmp_path, admin_client
     assert "onerror=alert(2)>" not in page
 
 
+def test_plain_text_references_kept(catalogue, tmp_path):
+    """SigmaHQ writes some references as text; a URL after a space is not a scheme."""
+    references = [
+        "Internal Research",
+        "malware analyse https://www.joesandbox.com/analysis/514608/0/html",
+        "sha256=01a461ad68d11b5b5096f45eb54df9ba62c5af413fa9eb544eacb598373a26bc",
+    ]
+    listed = "".join(f"    - '{reference}'\n" for reference in references)
+    text = rule_text().replace("    - https://example.org/advisories/zlib-staging\n", listed)
+    write(tmp_path, "rule.yml", text)
+
+    run_import("import_sigma", tmp_path)
+
+    assert Detection.objects.get(origin=Detection.Origin.SIGMA).references == references
+
+
 def test_zip_archive_imports_entries(catalogue, tmp_path):
     archive = tmp_path / "rules.zip"
     archive.write_bytes(
