@@ -1,14 +1,13 @@
 """Template filters for detection pages: Markdown, code highlighting and list helpers."""
 
 import json
-from urllib.parse import urlsplit
-
 from django import template
 from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from detections.highlight import highlight_code
-from detections.markdown import render_markdown
+from detections.markdown import render_markdown, web_url
 from detections.models import DetectionBranch, Query, SigmaRule
 
 register = template.Library()
@@ -92,6 +91,18 @@ def pretty_json(value) -> str:
 @register.filter
 def http_url(value: str) -> str:
     """Return `value` if it is an http(s) URL, else "", so content cannot add javascript: links."""
-    if urlsplit(str(value)).scheme.lower() in {"http", "https"}:
-        return value
-    return ""
+    return web_url(value)
+
+
+@register.filter
+def external_link(url: str, text: str | None = None) -> SafeString:
+    """Render a link to an http(s) URL, or the text without a link for any other value.
+
+    A reference such as `javascript:alert(1)` or "Internal research" then shows as
+    plain, escaped text instead of a link.
+    """
+    label = url if text is None or text == "" else text
+    href = web_url(url)
+    if not href:
+        return format_html('<span class="inert-link">{}</span>', label)
+    return format_html('<a href="{}" rel="noopener noreferrer nofollow">{}</a>', href, label)
