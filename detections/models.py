@@ -575,3 +575,43 @@ class TestResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {'passed' if self.passed else 'failed'}"
+
+
+class Preview(models.Model):
+    """A Sigma rule being edited, converted by a worker for the edit form's live preview.
+
+    The page that requested it polls the row by its random id. Rows older than
+    PREVIEW_MAX_AGE_SECONDS are deleted when a new preview is requested.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        RENDERED = "rendered"
+        FAILED = "failed"
+
+    TERMINAL = (Status.RENDERED, Status.FAILED)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # The stored rule being edited, so the preview applies the same id and kind checks
+    # as saving; null for a rule that is not stored yet.
+    sigma_rule = models.ForeignKey(
+        SigmaRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    target = models.CharField(max_length=64)
+    rule_text = models.TextField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    query = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    error_line = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Line of the rule text the error is about, from 1."
+    )
+    warnings = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"preview {self.pk} for {self.target}: {self.status}"

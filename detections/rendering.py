@@ -300,7 +300,7 @@ def _claim(render: Render, task_id: str) -> bool:
 _converters: dict[RenderTarget, TargetConverter | str] = {}
 
 
-def _converter(target: RenderTarget) -> TargetConverter | str:
+def target_converter(target: RenderTarget) -> TargetConverter | str:
     """Return this process's converter for a target, or why the target is unavailable."""
     converter = _converters.get(target)
     if converter is None:
@@ -322,7 +322,7 @@ def _render_one(
     if target is None:
         _finish(render, error=f"Target {render.target!r} is no longer configured.")
         return
-    converter = _converter(target)
+    converter = target_converter(target)
     if isinstance(converter, str):
         _finish(render, error=converter, status=Render.Status.UNAVAILABLE)
         return

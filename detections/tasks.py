@@ -79,3 +79,22 @@ def validate_recover() -> None:
     from .validation.runs import validations_recover
 
     validations_recover(requeue=True)
+
+
+@shared_task(
+    bind=True,
+    name="detections.render_preview",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=settings.RENDER_SOFT_TIME_LIMIT,
+    time_limit=settings.RENDER_HARD_TIME_LIMIT,
+    autoretry_for=RETRY_ON,
+    retry_backoff=True,
+    retry_backoff_max=10,
+    max_retries=3,
+)
+def render_preview(self, preview_id: str) -> None:
+    """Convert the rule text of one edit-form preview; see previews.preview_run."""
+    from .previews import preview_run
+
+    preview_run(preview_id, timeout_errors=(SoftTimeLimitExceeded,))

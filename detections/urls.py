@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import validation_views, views
+from . import edit_views, history_views, preview_views, validation_views, views
 
 app_name = "detections"
 
@@ -13,6 +13,34 @@ urlpatterns = [
         name="detection_detail_by_uuid",
     ),
     path("detections/<slug:slug>/", views.detection_detail, name="detection_detail"),
+    path(
+        "detections/<slug:slug>/edit/overview/", edit_views.overview_edit, name="overview_edit"
+    ),
+    path("detections/<slug:slug>/edit/tuning/", edit_views.tuning_edit, name="tuning_edit"),
+    path(
+        "detections/<slug:slug>/edit/tests/<int:test_id>/",
+        edit_views.test_edit,
+        name="test_edit",
+    ),
+    path(
+        "detections/<slug:slug>/edit/sigma/<uuid:rule_id>/",
+        edit_views.sigma_edit,
+        name="sigma_edit",
+    ),
+    path(
+        "detections/<slug:slug>/edit/sigma/<uuid:rule_id>/preview",
+        preview_views.preview_sigma,
+        name="preview_sigma",
+    ),
+    path("previews/markdown", preview_views.preview_markdown, name="preview_markdown"),
+    path("previews/<uuid:preview_id>", preview_views.preview_status, name="preview_status"),
+    path("detections/<slug:slug>/workflow/", history_views.detection_transition, name="transition"),
+    path("detections/<slug:slug>/history/", history_views.detection_history, name="history"),
+    path(
+        "detections/<slug:slug>/history/<int:version_id>/restore/",
+        history_views.detection_restore,
+        name="restore",
+    ),
     path(
         "detections/<slug:slug>/queries/<int:position>.<str:ext>",
         views.query_download,

@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_safe
 
-from . import downloads
+from . import downloads, permissions
 from .filters import DetectionFilter, filter_options
 from .models import (
     AttackMapping,
@@ -29,6 +29,7 @@ from .models import (
 from .pysigma.convert import RenderTarget, render_targets
 from .selectors import visible_detections
 from .validation.runs import latest_runs
+from .workflow import workflow_actions
 
 LIST_PAGE_SIZE = 50
 
@@ -154,6 +155,9 @@ def detection_detail(request: HttpRequest, slug: str) -> HttpResponse:
         ]
     context = {
         "detection": detection,
+        "can_edit": permissions.can_edit(request.user),
+        "workflow_actions": workflow_actions(request.user, detection.status),
+        "transition_url": reverse("detections:transition", args=[detection.slug]),
         "tests": tests,
         "latest_run": latest_run,
         "render_tabs": tabs,

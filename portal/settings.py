@@ -387,6 +387,10 @@ RENDER_MAX_ATTEMPTS = 3
 # Seconds past the hard limit before a running render counts as abandoned by a dead
 # worker, allowing for clock differences between workers.
 RENDER_ABANDONED_MARGIN = int(os.environ.get("RENDER_ABANDONED_MARGIN", "30"))
+# The render target of the live preview in the Sigma rule edit form, and the seconds
+# after which a stored preview is deleted.
+PREVIEW_TARGET = env_str("PREVIEW_TARGET", "splunk")
+PREVIEW_MAX_AGE_SECONDS = int(os.environ.get("PREVIEW_MAX_AGE_SECONDS", "3600"))
 
 # Validation runs: a run executes every test of one detection.
 VALIDATION_SOFT_TIME_LIMIT = int(os.environ.get("VALIDATION_SOFT_TIME_LIMIT", "600"))

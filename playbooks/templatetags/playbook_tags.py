@@ -17,13 +17,16 @@ def detection_playbooks_section(context, detection) -> dict:
 
 
 @register.inclusion_tag("playbooks/partials/playbook_body.html")
-def playbook_body(playbook: Playbook, heading_level: int = 2, collapsible: bool = False) -> dict:
+def playbook_body(
+    playbook: Playbook, heading_level: int = 2, collapsible: bool = False, editable: bool = False
+) -> dict:
     """Render the response steps by phase, the investigation guide and the hunts.
 
     `heading_level` is the level of the part headings, so that the body fits under
     the headings of the page around it. Phases, questions and hunts are one level
     below, and steps two levels below. Each query with a Sigma form shows how that form
-    fares on the linked detections' recorded tests.
+    fares on the linked detections' recorded tests. With `editable`, each step, question
+    and hunt links to its edit page.
     """
     return {
         "playbook": playbook,
@@ -32,6 +35,7 @@ def playbook_body(playbook: Playbook, heading_level: int = 2, collapsible: bool 
         "item": f"h{min(heading_level + 1, 6)}",
         "sub": f"h{min(heading_level + 2, 6)}",
         "collapsible": collapsible,
+        "editable": editable,
         "id_prefix": f"playbook-{playbook.slug}",
     }
 

@@ -1,0 +1,98 @@
+"""The workflow buttons of detection and playbook pages: review, publish, send back, deprecate.
+
+`editing.transition` decides what is allowed and stores the change. This module only
+picks the buttons a user sees and turns the form post into that call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+
+from . import editing, permissions
+from .forms import MAX_COMMENT_LENGTH
+from .models import Detection
+
+Status = Detection.Status
+
+
+@dataclass(frozen=True)
+class WorkflowAction:
+    """One button: the status it moves to, its label, and whether only reviewers see it."""
+
+    to_status: str
+    label: str
+    reviewer_only: bool
+
+
+ACTIONS: dict[str, tuple[WorkflowAction, ...]] = {
+    Status.DRAFT: (
+        WorkflowAction(Status.REVIEW, "Submit for review", False),
+        WorkflowAction(Status.DEPRECATED, "Deprecate", True),
+    ),
+    Status.REVIEW: (
+        WorkflowAction(Status.PUBLISHED, "Publish", True),
+        WorkflowAction(Status.DRAFT, "Send back to draft", True),
+        WorkflowAction(Status.DEPRECATED, "Deprecate", True),
+    ),
+    Status.PUBLISHED: (
+        WorkflowAction(Status.DEPRECATED, "Deprecate", True),
+        WorkflowAction(Status.DRAFT, "Back to draft", True),
+    ),
+    Status.DEPRECATED: (WorkflowAction(Status.DRAFT, "Back to draft", True),),
+}
+
+
+def workflow_actions(user, status: str) -> list[WorkflowAction]:
+    """Return the buttons `user` sees on content in `status`; none for readers."""
+    if not permissions.can_edit(user):
+        return []
+    reviewer = permissions.can_publish(user)
+    return [action for action in ACTIONS.get(status, ()) if reviewer or not action.reviewer_only]
+
+
+class TransitionForm(forms.Form):
+    to_status = forms.ChoiceField(choices=Status.choices)
+    revision = forms.IntegerField(min_value=0)
+    comment = forms.CharField(
+        max_length=MAX_COMMENT_LENGTH,
+        error_messages={"required": "Write a comment: it tells the author or reviewer why."},
+    )
+
+
+def transition_post(request: HttpRequest, obj, redirect_url: str) -> HttpResponse:
+    """Apply the posted workflow change to `obj` and redirect back with the outcome."""
+    if not permissions.can_edit(request.user):
+        raise PermissionDenied("Your account may read content but not change its status.")
+    form = TransitionForm(request.POST)
+    if not form.is_valid():
+        errors = "; ".join(str(error) for errors in form.errors.values() for error in errors)
+        messages.error(request, f"The status was not changed: {errors}")
+        return redirect(redirect_url)
+    to_status = form.cleaned_data["to_status"]
+    label = Status(to_status).label.lower()
+    try:
+        editing.transition(
+            obj,
+            user=request.user,
+            to_status=to_status,
+            comment=form.cleaned_data["comment"],
+            expected_revision=form.cleaned_data["revision"],
+        )
+    except editing.EditConflict as conflict:
+        messages.error(
+            request,
+            f"The status was not changed: someone else saved a change (revision "
+            f"{conflict.current_revision}) since you loaded the page. Check it and try again.",
+        )
+    except (ValidationError, ValueError) as exc:
+        reason = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+        messages.error(request, f"The status was not changed to {label}: {reason}")
+    else:
+        messages.success(request, f"The status is now {label}.")
+    return redirect(redirect_url)
