@@ -19,15 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from . import editing, permissions
-
-
-@dataclass
-class ConflictChange:
-    """One field that another user changed since the form was loaded."""
-
-    field: str
-    before: object
-    current: object
+from .models import Detection
 
 
 @dataclass
@@ -48,15 +40,15 @@ class EditPage:
     extra_forms: Callable[[dict | None, object], dict] | None = None
 
 
-def editor_required(request: HttpRequest) -> None:
-    """Raise PermissionDenied (403) unless the signed-in user may edit content."""
-    if not permissions.can_edit(request.user):
+def editor_required(request: HttpRequest, model=None) -> None:
+    """Raise PermissionDenied (403) unless the signed-in user may edit content of `model`."""
+    if not permissions.can_edit(request.user, model or Detection):
         raise PermissionDenied("Your account may read content but not edit it.")
 
 
 def edit_page(request: HttpRequest, page: EditPage) -> HttpResponse:
     """Show the edit form, or validate and store it; see the module docstring."""
-    editor_required(request)
+    editor_required(request, type(page.obj))
     if request.method != "POST":
         initial = {**page.initial(page.obj), "revision": page.obj.revision}
         form = page.form_factory(None, initial=initial)
@@ -85,16 +77,7 @@ def edit_page(request: HttpRequest, page: EditPage) -> HttpResponse:
         form = page.form_factory(data, initial=None)
         form.is_valid()
         extra = page.extra_forms(data, page.obj) if page.extra_forms else {}
-        changes = [ConflictChange(*change) for change in conflict.changes]
-        return _render(
-            request,
-            page,
-            form,
-            extra,
-            status=409,
-            conflict=conflict,
-            changes=changes,
-        )
+        return _render(request, page, form, extra, status=409, conflict=conflict)
     messages.success(request, page.success_message)
     return redirect(page.success_url)
 
@@ -107,7 +90,6 @@ def _render(
     *,
     status: int = 200,
     conflict: editing.EditConflict | None = None,
-    changes: list[ConflictChange] | None = None,
 ) -> HttpResponse:
     context = {
         **page.context,
@@ -115,7 +97,7 @@ def _render(
         "form": form,
         **extra,
         "conflict": conflict,
-        "conflict_changes": changes or [],
+        "conflict_changes": conflict.changes if conflict else [],
         "cancel_url": page.success_url,
     }
     return render(request, page.template, context, status=status)

@@ -2,6 +2,9 @@
 
 import uuid
 
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.urls import reverse
 
@@ -182,7 +185,15 @@ class Detection(models.Model):
         blank=True,
         help_text="The imported Sigma rule's own status; `status` is the portal's workflow.",
     )
+    # The content's own version number, from the YAML or the Sigma import, exported as is.
     version = models.PositiveIntegerField(default=1)
+    revision = models.PositiveIntegerField(
+        default=1,
+        help_text=(
+            "Counter raised by every stored change: portal and API edits, restores, "
+            "workflow transitions, load_content and import_sigma updates."
+        ),
+    )
     authors = models.JSONField(default=list, blank=True)
     references = models.JSONField(default=list, blank=True)
     canonical_reference = models.URLField(blank=True)
@@ -216,6 +227,7 @@ class Detection(models.Model):
 
     class Meta:
         ordering = ["title"]
+        permissions = [("publish_detection", "Can publish and deprecate detections")]
 
     def __str__(self) -> str:
         return self.title
@@ -575,6 +587,29 @@ class TestResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {'passed' if self.passed else 'failed'}"
+
+
+class StatusTransition(models.Model):
+    """One workflow step of a detection or playbook: who moved it from which status to which."""
+
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    object_id = models.PositiveBigIntegerField()
+    content_object = GenericForeignKey("content_type", "object_id")
+    from_status = models.CharField(max_length=16, choices=Detection.Status.choices)
+    to_status = models.CharField(max_length=16, choices=Detection.Status.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    comment = models.TextField(blank=True)
+    revision = models.PositiveIntegerField(help_text="The object's revision after the transition.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["content_type", "object_id", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.content_type.model} {self.object_id}: {self.from_status} -> {self.to_status}"
 
 
 class Preview(models.Model):

@@ -3,14 +3,9 @@
 from django.db.models import QuerySet
 
 from .models import Detection
+from .permissions import visible_detections
 
-
-def visible_detections(user) -> QuerySet[Detection]:
-    """Return the detections `user` may read: staff see all, everyone else published ones."""
-    detections = Detection.objects.all()
-    if not user.is_staff:
-        detections = detections.filter(status=Detection.Status.PUBLISHED)
-    return detections
+__all__ = ["detection_queryset_for", "visible_detections"]
 
 
 def detection_queryset_for(user, *, full: bool = False) -> QuerySet[Detection]:

@@ -1,7 +1,7 @@
 """Server-rendered pages of the portal: the detection list, detail page and file downloads.
 
-Anonymous users see only published detections, on every page and download. Staff
-users see detections of every status.
+Anonymous users see only published detections, on every page and download. Users
+with the view permission (the viewer, author and reviewer groups) see every status.
 """
 
 import uuid
@@ -26,6 +26,7 @@ from .models import (
     Render,
     SigmaRule,
 )
+from .permissions import can_view_unpublished
 from .pysigma.convert import RenderTarget, render_targets
 from .selectors import visible_detections
 from .validation.runs import latest_runs
@@ -129,7 +130,7 @@ def detection_list(request: HttpRequest) -> HttpResponse:
         "filterset": filterset,
         "page_obj": page,
         "options": filter_options(detections, request.GET),
-        "show_status_filter": request.user.is_staff,
+        "show_status_filter": can_view_unpublished(request.user),
     }
     return render(request, "detections/detection_list.html", context)
 
@@ -156,7 +157,7 @@ def detection_detail(request: HttpRequest, slug: str) -> HttpResponse:
     context = {
         "detection": detection,
         "can_edit": permissions.can_edit(request.user),
-        "workflow_actions": workflow_actions(request.user, detection.status),
+        "workflow_actions": workflow_actions(request.user, detection),
         "transition_url": reverse("detections:transition", args=[detection.slug]),
         "tests": tests,
         "latest_run": latest_run,

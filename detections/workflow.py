@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
@@ -23,37 +23,39 @@ Status = Detection.Status
 
 @dataclass(frozen=True)
 class WorkflowAction:
-    """One button: the status it moves to, its label, and whether only reviewers see it."""
+    """One button: the status it moves to and its label."""
 
     to_status: str
     label: str
-    reviewer_only: bool
 
 
-ACTIONS: dict[str, tuple[WorkflowAction, ...]] = {
-    Status.DRAFT: (
-        WorkflowAction(Status.REVIEW, "Submit for review", False),
-        WorkflowAction(Status.DEPRECATED, "Deprecate", True),
-    ),
-    Status.REVIEW: (
-        WorkflowAction(Status.PUBLISHED, "Publish", True),
-        WorkflowAction(Status.DRAFT, "Send back to draft", True),
-        WorkflowAction(Status.DEPRECATED, "Deprecate", True),
-    ),
-    Status.PUBLISHED: (
-        WorkflowAction(Status.DEPRECATED, "Deprecate", True),
-        WorkflowAction(Status.DRAFT, "Back to draft", True),
-    ),
-    Status.DEPRECATED: (WorkflowAction(Status.DRAFT, "Back to draft", True),),
+# Button labels by (from, to); editing.TRANSITIONS decides which moves exist.
+LABELS = {
+    (Status.DRAFT, Status.REVIEW): "Submit for review",
+    (Status.REVIEW, Status.DRAFT): "Send back to draft",
+    (Status.REVIEW, Status.PUBLISHED): "Publish",
+    (Status.PUBLISHED, Status.REVIEW): "Unpublish for review",
+    (Status.PUBLISHED, Status.DEPRECATED): "Deprecate",
+    (Status.DEPRECATED, Status.DRAFT): "Reopen as draft",
 }
 
 
-def workflow_actions(user, status: str) -> list[WorkflowAction]:
-    """Return the buttons `user` sees on content in `status`; none for readers."""
-    if not permissions.can_edit(user):
+def workflow_actions(user, obj) -> list[WorkflowAction]:
+    """Return the buttons `user` may use on `obj` in its current status; none for readers."""
+    model = type(obj)
+    if not permissions.can_edit(user, model):
         return []
-    reviewer = permissions.can_publish(user)
-    return [action for action in ACTIONS.get(status, ()) if reviewer or not action.reviewer_only]
+    reviewer = permissions.can_publish(user, model)
+    actions = []
+    for to_status in editing.TRANSITIONS.get(obj.status, ()):
+        publishing = (
+            obj.status in editing.PUBLISHING_STATUSES or to_status in editing.PUBLISHING_STATUSES
+        )
+        if publishing and not reviewer:
+            continue
+        label = LABELS.get((obj.status, to_status), f"Move to {Status(to_status).label.lower()}")
+        actions.append(WorkflowAction(to_status, label))
+    return actions
 
 
 class TransitionForm(forms.Form):
@@ -67,7 +69,7 @@ class TransitionForm(forms.Form):
 
 def transition_post(request: HttpRequest, obj, redirect_url: str) -> HttpResponse:
     """Apply the posted workflow change to `obj` and redirect back with the outcome."""
-    if not permissions.can_edit(request.user):
+    if not permissions.can_edit(request.user, type(obj)):
         raise PermissionDenied("Your account may read content but not change its status.")
     form = TransitionForm(request.POST)
     if not form.is_valid():
@@ -90,9 +92,8 @@ def transition_post(request: HttpRequest, obj, redirect_url: str) -> HttpRespons
             f"The status was not changed: someone else saved a change (revision "
             f"{conflict.current_revision}) since you loaded the page. Check it and try again.",
         )
-    except (ValidationError, ValueError) as exc:
-        reason = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
-        messages.error(request, f"The status was not changed to {label}: {reason}")
+    except editing.TransitionError as exc:
+        messages.error(request, f"The status was not changed to {label}: {exc}")
     else:
         messages.success(request, f"The status is now {label}.")
     return redirect(redirect_url)

@@ -24,7 +24,15 @@ class Playbook(models.Model):
     status = models.CharField(
         max_length=16, choices=Detection.Status.choices, default=Detection.Status.DRAFT
     )
+    # The content's own version number from the YAML, exported as is.
     version = models.PositiveIntegerField(default=1)
+    revision = models.PositiveIntegerField(
+        default=1,
+        help_text=(
+            "Counter raised by every stored change: portal and API edits, restores, "
+            "workflow transitions and load_content updates."
+        ),
+    )
     date_created = models.DateField()
     date_modified = models.DateField()
     authors = models.JSONField(default=list, blank=True)
@@ -44,6 +52,7 @@ class Playbook(models.Model):
 
     class Meta:
         ordering = ["title"]
+        permissions = [("publish_playbook", "Can publish and deprecate playbooks")]
 
     def __str__(self) -> str:
         return self.title

@@ -3,19 +3,14 @@
 from django.db.models import Prefetch, QuerySet
 
 from detections.models import Detection
-from detections.selectors import visible_detections
+from detections.permissions import visible_detections, visible_playbooks
 
 from .models import Playbook, PlaybookDetection, PlaybookQuery
 
 QUERIES = PlaybookQuery.objects.select_related("sigma_rule")
 
 
-def visible_playbooks(user) -> QuerySet[Playbook]:
-    """Return the playbooks `user` may read: staff see all, everyone else published ones."""
-    playbooks = Playbook.objects.all()
-    if not user.is_staff:
-        playbooks = playbooks.filter(status=Detection.Status.PUBLISHED)
-    return playbooks
+__all__ = ["detection_playbooks", "playbook_queryset_for", "visible_playbooks"]
 
 
 def playbook_queryset_for(user) -> QuerySet[Playbook]:

@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "django_filters",
+    "reversion",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "detections",
@@ -167,6 +168,11 @@ STORAGES = {
 
 # Folder of detection-as-code files that `load_content` reads when given no path.
 CONTENT_DIR = Path(env_str("PORTAL_CONTENT_DIR", str(BASE_DIR / "content")))
+
+# With true, anonymous users, API clients and signed-in users without the view
+# permission also see draft, review and deprecated content. Off by default: only the
+# viewer, author and reviewer groups and superusers see content that is not published.
+PORTAL_SHOW_UNPUBLISHED = env_bool("PORTAL_SHOW_UNPUBLISHED", False)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"

@@ -6,6 +6,8 @@ from django.core.management import call_command
 
 from detections.models import Detection
 
+from .personas import admin_user, author, outsider, reviewer, viewer  # noqa: F401  (fixtures)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONTENT_DIR = REPO_ROOT / "content"
 FILES_DIR = Path(__file__).resolve().parent / "files"

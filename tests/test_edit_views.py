@@ -77,7 +77,7 @@ def test_overview_edit_saves_and_bumps_revision(author_client, seed_detection):
     assert seed_detection.severity == "critical"
     assert seed_detection.revision == before + 1
     newest = editing.history(seed_detection)[0]
-    assert newest.revision.comment == "Raise it"
+    assert newest.comment == "Raise it"
 
 
 def test_overview_edit_invalid_choice_keeps_stored(author_client, seed_detection):

@@ -3,7 +3,6 @@
 import html
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from rest_framework.test import APIClient
 
@@ -56,8 +55,9 @@ def playbook(db) -> Playbook:
 
 
 @pytest.fixture
-def staff_user(db):
-    return get_user_model().objects.create_user("lead", password="x", is_staff=True)
+def staff_user(viewer):
+    """A user who may see drafts: the viewer role."""
+    return viewer
 
 
 def checks_for(user=None) -> dict:

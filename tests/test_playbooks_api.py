@@ -3,7 +3,6 @@
 import json
 
 import pytest
-from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from detections.content.loader import content_load
@@ -26,10 +25,10 @@ def client() -> APIClient:
 
 
 @pytest.fixture
-def staff_client(db) -> APIClient:
-    user = get_user_model().objects.create_user("lead", password="x", is_staff=True)
+def staff_client(viewer) -> APIClient:
+    """A client signed in as a viewer, who may see drafts."""
     client = APIClient()
-    client.force_authenticate(user)
+    client.force_authenticate(viewer)
     return client
 
 

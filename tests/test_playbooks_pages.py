@@ -4,7 +4,6 @@ import html
 import re
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from detections.content.loader import content_load
@@ -27,9 +26,9 @@ def playbook(db) -> Playbook:
 
 
 @pytest.fixture
-def staff_client(client, db):
-    user = get_user_model().objects.create_user("lead", password="x", is_staff=True)
-    client.force_login(user)
+def staff_client(client, viewer):
+    """A client signed in as a viewer, who may see drafts."""
+    client.force_login(viewer)
     return client
 
 
@@ -140,7 +139,7 @@ def test_draft_playbook_shown_to_staff(staff_client, playbook):
     response = staff_client.get(playbook.get_absolute_url())
 
     assert response.status_code == 200
-    assert "only staff users can see it" in page_text(response)
+    assert "only signed-in viewers, authors and reviewers can see it" in page_text(response)
 
 
 # Downloads

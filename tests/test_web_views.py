@@ -396,7 +396,7 @@ def test_detail_page_shows_draft_to_staff(admin_client, seed_detection):
     Detection.objects.filter(pk=seed_detection.pk).update(status=Detection.Status.DRAFT)
     response = admin_client.get(detail_url(seed_detection))
     assert response.status_code == 200
-    assert "only staff users can see it" in page_text(response)
+    assert "only signed-in viewers, authors and reviewers can see it" in page_text(response)
 
 
 def test_detail_unknown_slug_returns_404(client, seed_detection):

@@ -20,6 +20,7 @@ from detections.models import (
     Tactic,
     Technique,
 )
+from detections.editing import revision_record
 from detections.rendering import renders_schedule
 from playbooks.content.loader import PlaybookLoadReport, playbooks_load
 from playbooks.content.reader import read_playbooks
@@ -63,9 +64,11 @@ def content_load(*, root: Path, force: bool = False) -> LoadReport:
                 loaded[item.document["slug"]] = (detection, item)
         for detection, item in loaded.values():
             _links_set(detection, item)
-        for detection, _ in loaded.values():
+        for detection, item in loaded.values():
             detection.loaded_fingerprint = detection_fingerprint(detection)
             detection.save(update_fields=["loaded_fingerprint"])
+            created = detection.slug in report.created
+            revision_record(detection, comment=f"load_content: {item.path}", bump=not created)
         report.playbooks = playbooks_load(playbook_bundle, force=force)
         rule_ids = SigmaRule.objects.filter(
             detection__in=[detection for detection, _ in loaded.values()]

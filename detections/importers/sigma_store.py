@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from django.db import DatabaseError, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -27,6 +28,7 @@ from detections.models import (
     FalsePositive,
     SigmaRule,
 )
+from detections.editing import revision_record
 from detections.pysigma.importing import CORRELATION, FILTER, RULE, ImportedRule
 from detections.rendering import renders_schedule
 
@@ -326,9 +328,21 @@ class SigmaStore:
         outcome.changed_rule_pks += [
             row.pk for row in changed_rules if row.kind == RULE and row.pk in text_changed
         ]
+        self._revisions_record(creates, updates)
         outcome.created += len(creates)
         outcome.updated += sum(1 for _, item, _ in updates if item.action == UPDATE)
         outcome.unchanged += len(moved) + sum(1 for _, item, _ in updates if item.action != UPDATE)
+
+    def _revisions_record(self, creates: list, updates: list) -> None:
+        """Raise the revision of rewritten detections and store each written one in history."""
+        updated_pks = [detection.pk for _, _, detection in updates]
+        for pks in _chunks(updated_pks, QUERY_CHUNK):
+            Detection.objects.filter(pk__in=pks).update(revision=F("revision") + 1)
+        paths = {detection.pk: file_write.path for file_write, _, detection in creates + updates}
+        for pks in _chunks(list(paths), QUERY_CHUNK):
+            for detection in Detection.objects.filter(pk__in=pks):
+                comment = f"import_sigma: {paths[detection.pk]}"
+                revision_record(detection, comment=comment, bump=False)
 
     def _new_detection(self, file_write: FileWrite, item: RuleWrite) -> Detection:
         rule = item.rule

@@ -9,6 +9,7 @@ import logging
 from dataclasses import dataclass, field
 
 from detections.content.reader import ContentError, ContentIssue
+from detections.editing import revision_record
 from detections.models import Detection, SigmaRule
 from playbooks.models import (
     HuntingQuery,
@@ -126,6 +127,7 @@ def _playbook_load(item: PlaybookFile, *, force: bool, report: PlaybookLoadRepor
     document = item.document
     slug = document["slug"]
     playbook = Playbook.objects.filter(uuid=document["id"]).first()
+    created = playbook is None
     if playbook is None:
         playbook = Playbook(uuid=document["id"])
         report.created.append(slug)
@@ -141,6 +143,7 @@ def _playbook_load(item: PlaybookFile, *, force: bool, report: PlaybookLoadRepor
     _playbook_write(playbook, item)
     playbook.loaded_fingerprint = playbook_fingerprint(playbook)
     playbook.save(update_fields=["loaded_fingerprint"])
+    revision_record(playbook, comment=f"load_content: {item.path}", bump=not created)
 
 
 def _playbook_write(playbook: Playbook, item: PlaybookFile) -> None:
