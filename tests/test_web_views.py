@@ -11,6 +11,7 @@ import pytest
 from django.urls import reverse
 
 from detections.highlight import pygments_stylesheet
+from detections.markdown import render_markdown
 from detections.models import Detection, ExpectedTelemetry
 
 from .conftest import FILES_DIR, REPO_ROOT
@@ -241,11 +242,12 @@ def test_detail_page_shows_data_components(detail_response):
 
 
 def test_detail_page_shows_false_positives(detail_response, seed_detection):
-    items = html.unescape(element_html(detail_response, "false-positives", "ol"))
+    items = element_html(detail_response, "false-positives", "ol")
     descriptions = list(seed_detection.false_positives.values_list("description", flat=True))
     assert len(descriptions) == 5
     for description in descriptions:
-        assert f"<li>{description}</li>" in items
+        # False positives are Markdown, rendered like the other text fields.
+        assert f'<li class="prose">{render_markdown(description)}</li>' in items
 
 
 def test_detail_page_shows_test_names(detail_response, seed_detection):
