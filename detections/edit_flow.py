@@ -2,10 +2,10 @@
 
 An edit page loads a form with the object's current values and revision. On POST
 the form is validated and `editing.edit` stores the change. When someone else stored
-a change since the form was loaded, `editing.edit` raises EditConflict: the page is
-shown again with status 409, the user's text kept in the form, a list of what the
-other change did, and the form's revision moved to the current one, so saving again
-applies the user's text on top of the other change.
+a change since the form was loaded, `editing.edit` raises EditConflict. The page is
+then shown again with status 409 and the user's text kept in the form. It lists what
+the other change did and moves the form's revision to the current one, so saving
+again applies the user's text on top of the other change.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from .models import Detection
 
 @dataclass
 class EditPage:
-    """What an edit page shows and stores, for one object and one form."""
+    """The object, form, template and callbacks of one edit page."""
 
     obj: object
     template: str
@@ -55,10 +55,14 @@ def edit_page(request: HttpRequest, page: EditPage) -> HttpResponse:
         extra = page.extra_forms(None, page.obj) if page.extra_forms else {}
         return _render(request, page, form, extra)
 
-    form = page.form_factory(request.POST, initial=None)
+    initial = {**page.initial(page.obj), "revision": page.obj.revision}
+    form = page.form_factory(request.POST, initial=initial)
     extra = page.extra_forms(request.POST, page.obj) if page.extra_forms else {}
     if not (form.is_valid() and all(item.is_valid() for item in extra.values())):
         return _render(request, page, form, extra, status=400)
+    if not _content_changed(form, extra):
+        messages.info(request, "Nothing was changed, so no new revision was stored.")
+        return redirect(page.success_url)
 
     def mutate(locked) -> None:
         page.apply(locked, form, extra)
@@ -80,6 +84,18 @@ def edit_page(request: HttpRequest, page: EditPage) -> HttpResponse:
         return _render(request, page, form, extra, status=409, conflict=conflict)
     messages.success(request, page.success_message)
     return redirect(page.success_url)
+
+
+def _content_changed(form, extra: dict) -> bool:
+    """Tell whether the posted values differ from the stored ones, ignoring the comment.
+
+    The form's initial values are the object's values when the POST arrives, so a save
+    after someone else's change counts as a change and reaches the conflict check.
+    """
+    bookkeeping = {"revision", "comment"}
+    if any(name not in bookkeeping for name in form.changed_data):
+        return True
+    return any(item.has_changed() for item in extra.values())
 
 
 def _render(

@@ -70,10 +70,8 @@ def tuning_edit(request: HttpRequest, slug: str) -> HttpResponse:
 
     def extra_forms(data, obj) -> dict:
         initial = [{"description": item.description} for item in obj.false_positives.all()]
-        prefix = "false_positives"
-        if data is None:
-            return {"false_positive_forms": forms.FalsePositiveFormSet(initial=initial, prefix=prefix)}
-        return {"false_positive_forms": forms.FalsePositiveFormSet(data, prefix=prefix)}
+        formset = forms.FalsePositiveFormSet(data, initial=initial, prefix="false_positives")
+        return {"false_positive_forms": formset}
 
     def apply(locked, form, extra) -> None:
         locked.tuning_notes = form.cleaned_data["tuning_notes"]

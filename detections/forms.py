@@ -16,6 +16,19 @@ MAX_COMMENT_LENGTH = 500
 ERROR_CONTEXT_LINES = 3
 
 
+class TextField(forms.CharField):
+    """A multi-line text field that stores line breaks as LF, as browsers send CRLF."""
+
+    def __init__(self, *, rows: int = 6, **kwargs):
+        kwargs.setdefault("strip", False)
+        kwargs.setdefault("widget", forms.Textarea(attrs={"rows": rows}))
+        super().__init__(**kwargs)
+
+    def to_python(self, value):
+        text = super().to_python(value)
+        return text.replace("\r\n", "\n") if text else text
+
+
 class RevisionForm(forms.Form):
     """The fields every edit form shares: the starting revision and the change comment."""
 
@@ -27,26 +40,10 @@ class RevisionForm(forms.Form):
         help_text="Why you made the change; shown on the history page.",
     )
 
-    def changed_values(self) -> dict:
-        """Return the edited values of the form, without the revision and the comment."""
-        return {
-            name: value
-            for name, value in self.cleaned_data.items()
-            if name not in RevisionForm.base_fields
-        }
-
 
 class OverviewForm(RevisionForm):
-    description = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 8}), help_text="Markdown.", strip=False
-    )
-    summary = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 8}),
-        required=False,
-        label="How it works",
-        help_text="Markdown.",
-        strip=False,
-    )
+    description = TextField(rows=8, help_text="Markdown.")
+    summary = TextField(rows=8, required=False, label="How it works", help_text="Markdown.")
     severity = forms.ChoiceField(choices=Detection.Level.choices)
     confidence = forms.ChoiceField(choices=Detection.Level.choices)
 
@@ -54,24 +51,19 @@ class OverviewForm(RevisionForm):
 
 
 class TuningForm(RevisionForm):
-    tuning_notes = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 10}),
+    tuning_notes = TextField(
+        rows=10,
         required=False,
         label="Tuning notes",
         help_text="Markdown: what to exclude or adjust in each environment, and why.",
-        strip=False,
     )
 
     FIELDS = ("tuning_notes",)
 
 
 class FalsePositiveForm(forms.Form):
-    description = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3}),
-        required=False,
-        label="False positive",
-        help_text="Markdown. Leave empty to remove it.",
-        strip=False,
+    description = TextField(
+        rows=3, required=False, label="False positive", help_text="Markdown. Leave empty to remove it."
     )
 
 
@@ -114,10 +106,9 @@ class TestExpectationForm(RevisionForm):
 
 
 class SigmaRuleForm(RevisionForm):
-    yaml_text = forms.CharField(
+    yaml_text = TextField(
         widget=forms.Textarea(attrs={"rows": 30, "spellcheck": "false", "class": "code-input"}),
         label="Sigma rule (YAML)",
-        strip=False,
     )
 
     FIELDS = ("yaml_text",)
@@ -129,8 +120,7 @@ class SigmaRuleForm(RevisionForm):
         self.error_line: int | None = None
 
     def clean_yaml_text(self) -> str:
-        # Browsers submit textarea lines ending in CRLF; the stored rules use LF.
-        text = self.cleaned_data["yaml_text"].replace("\r\n", "\n")
+        text = self.cleaned_data["yaml_text"]
         try:
             self.checked = rule_text_check(text, stored=self.rule)
         except RuleTextError as exc:

@@ -118,6 +118,24 @@ def _version_id(value: str | None) -> int | None:
         return None
 
 
+def _selected_versions(request: HttpRequest, entries: list) -> tuple[int | None, int | None, bool]:
+    """Return the two version ids to compare, older first, and whether the user chose them.
+
+    Without a choice the two newest versions are preselected in the form.
+    """
+    version_a = _version_id(request.GET.get("a"))
+    version_b = _version_id(request.GET.get("b"))
+    if version_a and version_b:
+        # Version ids grow with time, so the smaller id is the older version.
+        older, newer = sorted((version_a, version_b))
+        return older, newer, True
+    if not entries:
+        return None, None, False
+    newest = entries[0].version_id
+    previous = entries[1].version_id if len(entries) > 1 else newest
+    return previous, newest, False
+
+
 def history_page(
     request: HttpRequest, obj, *, template: str, context: dict, history_url: str
 ) -> HttpResponse:
@@ -127,17 +145,10 @@ def history_page(
     transitions = _transitions_by_revision(obj)
     rows = [(entry, transitions.get(entry.revision, [])) for entry in entries]
     page = Paginator(rows, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
-    version_a = _version_id(request.GET.get("a"))
-    version_b = _version_id(request.GET.get("b"))
+
+    version_a, version_b, chosen = _selected_versions(request, entries)
+    diff = diff_items(obj, version_a, version_b) if chosen else None
     diff_view = request.GET.get("view") if request.GET.get("view") in DIFF_VIEWS else "side"
-    diff = None
-    if version_a and version_b:
-        # Older on the left: version ids grow with time.
-        version_a, version_b = sorted((version_a, version_b))
-        diff = diff_items(obj, version_a, version_b)
-    elif entries:
-        version_b = entries[0].version_id
-        version_a = entries[1].version_id if len(entries) > 1 else version_b
     by_id = {entry.version_id: entry for entry in entries}
     return render(
         request,

@@ -1,7 +1,7 @@
 """Markdown rendering of detection text, sanitised because content authors write raw HTML too.
 
 Every page and the live preview of the edit forms render Markdown through
-`render_markdown`, so what an author sees in the preview is what readers get.
+`render_markdown`, so the preview shows the same HTML that readers get.
 """
 
 from urllib.parse import urlsplit

@@ -16,8 +16,8 @@ from .markdown import render_markdown
 from .models import Preview
 from .previews import PreviewUnavailable, preview_as_dict, preview_request
 
-# The longest text a preview request may carry, in characters: far above any
-# description or Sigma rule, and small enough to render in a few milliseconds.
+# Maximum characters of a preview request's text: far above any description or
+# Sigma rule, and small enough to render in a few milliseconds.
 MAX_PREVIEW_CHARS = 200_000
 
 

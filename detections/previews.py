@@ -1,9 +1,9 @@
 """Live previews of edited Sigma rules: queued by the web page, converted by a worker.
 
-pySigma never runs in a web request. The edit page posts the rule text, gets the id
-of a queued Preview row, and polls the row until a worker on the `render` queue has
-stored the converted query or the error, with the line of the rule text at fault
-where it is known.
+pySigma never runs in a web request. The edit page posts the rule text and gets the
+id of a queued Preview row. It polls the row until a worker on the `render` queue has
+stored the converted query, or the error with the line of the rule text at fault
+where that is known.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Checking a Sigma rule edited in the browser before it replaces the stored one.
 
-An edited rule goes through the same checks as an imported file: the YAML is read
-safely with the IMPORT_MAX_* limits and the line of every key, the document checks
-reject values that are harmful later (such as field names a backend writes unquoted
-into a query), and pySigma parses the document. Each problem names the line of the
+An edited rule goes through the same checks as an imported file. The YAML is read
+safely with the IMPORT_MAX_* limits and the line of every key. The document checks
+reject values that are harmful later, such as field names a backend writes unquoted
+into a query. Then pySigma parses the document. Each problem names the line of the
 value concerned where it is known, so the edit form can show it there.
 """
 
@@ -19,7 +19,7 @@ from detections.importers.yamlread import YAMLDocument, YAMLReadError, read_docu
 from detections.models import SigmaRule
 from detections.pysigma.rules import MAX_RULE_BYTES
 
-# The longest title and name the SigmaRule columns take.
+# Maximum lengths of the SigmaRule title and name columns.
 MAX_TITLE_LENGTH = SigmaRule._meta.get_field("title").max_length
 MAX_NAME_LENGTH = SigmaRule._meta.get_field("name").max_length
 

@@ -2,21 +2,15 @@
 
 from django import forms
 
-from detections.forms import RevisionForm
+from detections.forms import RevisionForm, TextField
 
 from .models import PlaybookQuery
 
 MARKDOWN_HELP = "Markdown."
 
 
-def _markdown_field(label: str, *, required: bool = True, rows: int = 6) -> forms.CharField:
-    return forms.CharField(
-        label=label,
-        required=required,
-        help_text=MARKDOWN_HELP,
-        strip=False,
-        widget=forms.Textarea(attrs={"rows": rows}),
-    )
+def _markdown_field(label: str, *, required: bool = True) -> TextField:
+    return TextField(label=label, required=required, help_text=MARKDOWN_HELP)
 
 
 class QueryTextsForm(RevisionForm):
@@ -28,10 +22,9 @@ class QueryTextsForm(RevisionForm):
         super().__init__(*args, **kwargs)
         self.queries = queries
         for query in queries:
-            self.fields[self.query_field_name(query)] = forms.CharField(
+            self.fields[self.query_field_name(query)] = TextField(
                 label=f"{query.platform} query ({query.language})",
                 help_text=query.description,
-                strip=False,
                 widget=forms.Textarea(
                     attrs={"rows": 6, "spellcheck": "false", "class": "code-input"}
                 ),
@@ -55,11 +48,7 @@ class StepForm(QueryTextsForm):
     title = forms.CharField(max_length=300)
     action = _markdown_field("What to do")
     rationale = _markdown_field("Why it matters")
-    automation = forms.CharField(
-        required=False,
-        label="How a SOAR platform can do the step",
-        widget=forms.Textarea(attrs={"rows": 3}),
-    )
+    automation = TextField(rows=3, required=False, label="How a SOAR platform can do the step")
 
     FIELDS = ("title", "action", "rationale", "automation")
 

@@ -80,6 +80,32 @@ def test_overview_edit_saves_and_bumps_revision(author_client, seed_detection):
     assert newest.comment == "Raise it"
 
 
+def test_unchanged_save_stores_no_revision(author_client, seed_detection):
+    url = edit_url("tuning_edit", seed_detection)
+    data = form_data(author_client.get(url))
+    data["comment"] = "Only a comment"
+    revision = seed_detection.revision
+    versions = len(editing.history(seed_detection))
+
+    response = author_client.post(url, data, follow=True)
+
+    assert "Nothing was changed" in response.content.decode()
+    seed_detection.refresh_from_db()
+    assert seed_detection.revision == revision
+    assert len(editing.history(seed_detection)) == versions
+
+
+def test_crlf_line_breaks_stored_as_lf(author_client, seed_detection):
+    url = edit_url("tuning_edit", seed_detection)
+    data = form_data(author_client.get(url))
+    data["tuning_notes"] = "first line\r\nsecond line"
+
+    assert author_client.post(url, data).status_code == 302
+
+    seed_detection.refresh_from_db()
+    assert seed_detection.tuning_notes == "first line\nsecond line"
+
+
 def test_overview_edit_invalid_choice_keeps_stored(author_client, seed_detection):
     url = edit_url("overview_edit", seed_detection)
     data = form_data(author_client.get(url))

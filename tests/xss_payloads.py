@@ -1,9 +1,9 @@
 """Cross-site scripting payloads for Markdown fields, titles and references, and an HTML checker.
 
-Each payload would run script in a browser if the portal let it through: script tags,
-event handler attributes, `javascript:` and `data:` URLs (also obfuscated with
-entities, case and whitespace), SVG and MathML tricks, and markup that tries to break
-out of the sanitiser's parsing context.
+Each payload would run script in a browser if the portal let it through. They cover
+script tags, event handler attributes, and `javascript:` and `data:` URLs, also
+obfuscated with entities, case and whitespace. Others are SVG and MathML tricks and
+markup that tries to break out of the sanitiser's parsing context.
 """
 
 from html.parser import HTMLParser

@@ -1,5 +1,5 @@
-// Live previews of the edit forms. Markdown fields are rendered by the server with the
-// sanitiser the pages use; a Sigma rule is queued for a worker, and this script polls
+// Live previews of the edit forms. The server renders Markdown fields with the
+// sanitiser the pages use. A Sigma rule is queued for a worker, and this script polls
 // for the converted query. Without this script the forms still save, without previews.
 (function () {
   "use strict";
@@ -53,7 +53,7 @@
     if (!url || !target) {
       return;
     }
-    // Responses can arrive out of order; only the latest request's answer is shown.
+    // Responses can arrive out of order, so only the latest request's response is shown.
     var latest = 0;
 
     function refresh() {
