@@ -1,5 +1,7 @@
 """The Markdown sanitiser and the link filters against cross-site scripting payloads."""
 
+import re
+
 import pytest
 
 from detections.markdown import render_markdown, web_url
@@ -63,3 +65,32 @@ def test_external_link_escapes_label_and_url():
     assert "<script>" not in html
     assert "&lt;b&gt;name&lt;/b&gt;" in html
     assert 'href="https://example.org/?q=&quot;&gt;&lt;script&gt;"' in html
+
+
+@pytest.mark.django_db
+def test_detail_page_payloads_inert(client, viewer, seed_detection):
+    from detections.models import Detection, FalsePositive
+    from tests.xss_payloads import TEXT_PAYLOADS
+
+    markdown = "\n\n".join(MARKDOWN_PAYLOADS)
+    Detection.objects.filter(pk=seed_detection.pk).update(
+        title=" ".join(TEXT_PAYLOADS),
+        description=markdown,
+        summary=markdown,
+        tuning_notes=markdown,
+        references=REFERENCE_PAYLOADS,
+        canonical_reference="javascript:alert(1)",
+    )
+    FalsePositive.objects.filter(detection=seed_detection).update(description=markdown)
+    client.force_login(viewer)
+
+    page = client.get(seed_detection.get_absolute_url()).content.decode()
+
+    for section in ("description", "how-it-works", "false-positives", "tuning", "references"):
+        match = re.search(rf'<section id="{section}".*?</section>', page, re.DOTALL)
+        assert match, f"no section {section!r} on the page"
+        assert html_problems(match.group(0)) == [], section
+    references = re.search(r'<section id="references".*?</section>', page, re.DOTALL).group(0)
+    assert "<a " not in references
+    assert "&lt;script&gt;alert(&#x27;title&#x27;)&lt;/script&gt;" in page
+    assert "<script>alert(" not in page
