@@ -9,8 +9,8 @@ endpoint runs in the web request.
     .venv/bin/python bench/preview/run.py                          # Redis db 14
     .venv/bin/python bench/preview/run.py --broker filesystem --count 20
 
-The run uses a temporary SQLite database and flushes nothing but the keys it creates
-in the Redis database (14 unless --redis-url says otherwise).
+The run uses a temporary SQLite database and deletes only the keys it added to the
+Redis database (14 unless --redis-url sets another).
 """
 
 from __future__ import annotations
