@@ -1,6 +1,10 @@
+from django import forms
 from django.contrib import admin
 
 from . import models
+from .admin_history import RevisionedAdmin
+from .rendering import renders_schedule
+from .rule_edit import RuleTextError, rule_text_check, rule_text_store
 
 
 class MappingInline(admin.TabularInline):
@@ -18,8 +22,35 @@ class FalsePositiveInline(admin.TabularInline):
     extra = 0
 
 
+class SigmaRuleForm(forms.ModelForm):
+    """Checks an edited rule text as the API does, and refreshes the parsed fields."""
+
+    class Meta:
+        model = models.SigmaRule
+        fields = ["yaml_text"]
+
+    def clean_yaml_text(self):
+        text = self.cleaned_data["yaml_text"]
+        if self.instance.pk is None or text == self.instance.yaml_text:
+            return text
+        try:
+            self.checked_rule = rule_text_check(text, rule_id=str(self.instance.rule_id))
+        except RuleTextError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return text
+
+    def save(self, commit=True):
+        checked = getattr(self, "checked_rule", None)
+        if checked is None:
+            return super().save(commit=commit)
+        rule_text_store(self.instance, checked)
+        renders_schedule(rule_ids=[self.instance.pk])
+        return self.instance
+
+
 class SigmaRuleInline(admin.StackedInline):
     model = models.SigmaRule
+    form = SigmaRuleForm
     extra = 0
     # The file name is set by load_content and names the file export_content writes,
     # so it is not editable here.
@@ -38,7 +69,7 @@ class SigmaRuleInline(admin.StackedInline):
 
 
 @admin.register(models.Detection)
-class DetectionAdmin(admin.ModelAdmin):
+class DetectionAdmin(RevisionedAdmin):
     list_display = ["title", "slug", "status", "sigma_status", "severity", "platform", "updated_at"]
     list_filter = ["status", "origin", "sigma_status", "severity", "platform"]
     search_fields = ["title", "slug", "description"]
@@ -75,3 +106,15 @@ class AnalyticAdmin(admin.ModelAdmin):
 class DetectionStrategyAdmin(admin.ModelAdmin):
     list_display = ["attack_id", "name", "revoked", "deprecated"]
     search_fields = ["attack_id", "name"]
+
+
+@admin.register(models.StatusTransition)
+class StatusTransitionAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "content_type", "object_id", "from_status", "to_status", "user"]
+    list_filter = ["content_type", "to_status"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

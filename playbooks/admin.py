@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from detections.admin_history import RevisionedAdmin
+
 from . import models
 
 
@@ -27,7 +29,7 @@ class SigmaRuleInline(admin.StackedInline):
 
 
 @admin.register(models.Playbook)
-class PlaybookAdmin(admin.ModelAdmin):
+class PlaybookAdmin(RevisionedAdmin):
     list_display = ["title", "slug", "status", "version", "updated_at"]
     list_filter = ["status"]
     search_fields = ["title", "slug", "summary"]

@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "detections",
     "playbooks",
+    "accounts",
 ]
 
 MIDDLEWARE = [
@@ -174,6 +175,14 @@ CONTENT_DIR = Path(env_str("PORTAL_CONTENT_DIR", str(BASE_DIR / "content")))
 # viewer, author and reviewer groups and superusers see content that is not published.
 PORTAL_SHOW_UNPUBLISHED = env_bool("PORTAL_SHOW_UNPUBLISHED", False)
 
+AUTHENTICATION_BACKENDS = ["accounts.backends.RateLimitedModelBackend"]
+# Failed sign-ins allowed per username and per client IP address within the window
+# (seconds) before the login is rejected with 429 until the window ends. Counted in
+# CACHES["default"], which must be shared by all web processes in production.
+LOGIN_MAX_FAILURES_PER_USERNAME = int(os.environ.get("LOGIN_MAX_FAILURES_PER_USERNAME", "5"))
+LOGIN_MAX_FAILURES_PER_IP = int(os.environ.get("LOGIN_MAX_FAILURES_PER_IP", "20"))
+LOGIN_FAILURE_WINDOW = int(os.environ.get("LOGIN_FAILURE_WINDOW", "900"))
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
@@ -184,6 +193,12 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    # The token class comes first, so a request without credentials that needs them
+    # gets 401 with `WWW-Authenticate: Token` rather than 403.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
 }
 
 SPECTACULAR_SETTINGS = {

@@ -5,7 +5,6 @@ import uuid
 import zipfile
 
 import pytest
-from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 from rest_framework.test import APIClient
@@ -18,9 +17,9 @@ URL = "/api/v1/imports/sigma/"
 
 
 @pytest.fixture
-def client(db) -> APIClient:
+def client(author) -> APIClient:
     api = APIClient()
-    api.force_authenticate(User.objects.create_user("author"))
+    api.force_authenticate(author)
     return api
 
 
@@ -58,6 +57,16 @@ def test_zip_upload_imports(client):
 
 def test_anonymous_rejected(db):
     response = upload(APIClient(), "rule.yml", rule_text())
+
+    assert response.status_code == 401
+    assert not Detection.objects.exists()
+
+
+def test_user_without_role_rejected(outsider):
+    api = APIClient()
+    api.force_authenticate(outsider)
+
+    response = upload(api, "rule.yml", rule_text())
 
     assert response.status_code == 403
     assert not Detection.objects.exists()
@@ -136,5 +145,5 @@ def test_schema_documents_endpoint(client):
     schema = client.get("/api/schema/", {"format": "json"}).json()
 
     operation = schema["paths"][URL]["post"]
-    assert set(operation["responses"]) == {"200", "400", "403", "413", "422"}
+    assert set(operation["responses"]) == {"200", "400", "401", "403", "413", "422"}
     assert "multipart/form-data" in operation["requestBody"]["content"]

@@ -360,7 +360,7 @@ def user(django_user_model):
 def test_api_post_requires_sign_in(client, bare_detection):
     response = client.post(f"/api/v1/detections/{bare_detection.slug}/validations/", {})
 
-    assert response.status_code == 403
+    assert response.status_code == 401
     assert bare_detection.validation_runs.count() == 0
 
 

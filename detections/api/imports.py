@@ -19,6 +19,7 @@ from detections.importers.sources import (
     printable,
     zip_sources,
 )
+from detections.permissions import can_edit
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +54,19 @@ UPLOAD_REQUEST = inline_serializer(
 )
 
 
+class CanEditDetections(permissions.BasePermission):
+    """Only users with the change permission on detections (authors, reviewers) import."""
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.is_authenticated) and can_edit(request.user)
+
+
 class SigmaImportView(APIView):
     """Import Sigma rules uploaded as one .yml file or a .zip archive."""
 
     # TODO: allow only users with the author role once the portal has roles; until
     # then any signed-in user may import.
-    permission_classes = [permissions.IsAuthenticated]
+    permission_classes = [CanEditDetections]
     parser_classes = [MultiPartParser]
 
     @extend_schema(
@@ -69,7 +77,10 @@ class SigmaImportView(APIView):
             400: OpenApiResponse(
                 description="No `file` part, or a file that is not .yml, .yaml or .zip."
             ),
-            403: OpenApiResponse(description="Not signed in."),
+            401: OpenApiResponse(description="Not signed in, or an invalid token."),
+            403: OpenApiResponse(
+                description="The user may not edit detections (author and reviewer roles may)."
+            ),
             413: OpenApiResponse(
                 description="The request is larger than IMPORT_MAX_UPLOAD_BYTES."
             ),

@@ -175,6 +175,7 @@ class TestSerializer(serializers.ModelSerializer):
     class Meta:
         model = DetectionTest
         fields = [
+            "position",
             "name",
             "description",
             "atomic_guid",
@@ -300,6 +301,7 @@ class DetectionListSerializer(serializers.ModelSerializer):
             "severity",
             "confidence",
             "version",
+            "revision",
             "attack_ids",
             "data_sources",
             "updated_at",

@@ -20,6 +20,7 @@ from detections.pysigma.convert import render_targets
 from detections.selectors import detection_queryset_for, visible_detections
 from detections.validation.runs import ValidationUnavailable, latest_runs, validation_request
 
+from .detection_edits import DetectionEditMixin
 from .serializers import (
     DetectionListSerializer,
     DetectionSerializer,
@@ -28,6 +29,7 @@ from .serializers import (
     ValidationRunSerializer,
     ValidationSummarySerializer,
 )
+from .versioned import EditPermission, VersionedMixin
 
 FILE_RESPONSE = OpenApiResponse(response=OpenApiTypes.BINARY, description="The file.")
 RENDER_FILE_RESPONSES = {
@@ -52,6 +54,17 @@ RULE_ID_PARAMETER = OpenApiParameter(
 )
 
 
+# Actions whose response is the full detail serializer.
+FULL_ACTIONS = {
+    "retrieve",
+    "partial_update",
+    "sigma_rule",
+    "test_case",
+    "transitions",
+    "history_restore",
+}
+
+
 class RenderFilterSerializer(serializers.Serializer):
     """Query parameters of the queries list. Target choices are read from settings per request."""
 
@@ -72,9 +85,16 @@ class ReadOrAuthenticated(permissions.BasePermission):
         return bool(request.user and request.user.is_authenticated)
 
 
-class DetectionViewSet(viewsets.ReadOnlyModelViewSet):
-    """Detections with every field; `{slug}` also accepts the detection's UUID."""
+class DetectionViewSet(DetectionEditMixin, VersionedMixin, viewsets.ReadOnlyModelViewSet):
+    """Detections with every field; `{slug}` also accepts the detection's UUID.
 
+    Reads show what the caller may see. Writes need the change permission and the
+    ETag of the last GET in If-Match.
+    """
+
+    edit_model = Detection
+    detail_serializer_class = DetectionSerializer
+    permission_classes = [EditPermission]
     lookup_field = "slug"
     lookup_value_regex = "[^/]+"
     filter_backends = [DjangoFilterBackend]
@@ -83,7 +103,7 @@ class DetectionViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self) -> QuerySet[Detection]:
         # Only the detail serializer reads the prefetched relations. The download and
         # queries actions look up the detection alone.
-        return detection_queryset_for(self.request.user, full=self.action == "retrieve")
+        return detection_queryset_for(self.request.user, full=self.action in FULL_ACTIONS)
 
     def get_serializer_class(self):
         return DetectionListSerializer if self.action == "list" else DetectionSerializer

@@ -195,6 +195,7 @@ class PlaybookSerializer(PlaybookLinkSerializer):
 
     class Meta(PlaybookLinkSerializer.Meta):
         fields = PlaybookLinkSerializer.Meta.fields + [
+            "revision",
             "date_created",
             "date_modified",
             "authors",

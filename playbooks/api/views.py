@@ -9,8 +9,12 @@ from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import viewsets
+from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from detections.api.detection_edits import COMMENT_FIELD, changed_fields, reject_unknown_fields
+from detections.api.versioned import ETAG_HEADER, WRITE_ERRORS, EditPermission, VersionedMixin
 
 from playbooks import downloads
 from playbooks.models import Playbook
@@ -38,13 +42,26 @@ class PlaybookFilter(django_filters.FilterSet):
         return queryset.filter(pk__in=Playbook.objects.filter(condition).values("pk"))
 
 
-class PlaybookViewSet(viewsets.ReadOnlyModelViewSet):
+class PlaybookEditSerializer(serializers.ModelSerializer):
+    """Fields of a playbook that PATCH may change."""
+
+    comment = COMMENT_FIELD
+
+    class Meta:
+        model = Playbook
+        fields = ["title", "summary", "authors", "references", "comment"]
+
+
+class PlaybookViewSet(VersionedMixin, viewsets.ReadOnlyModelViewSet):
     """Playbooks with their steps, questions, hunts and queries. `{slug}` also takes the UUID.
 
     Anonymous callers see published playbooks only, and only the published detections
-    they belong to.
+    they belong to. Writes need the change permission and the ETag in If-Match.
     """
 
+    edit_model = Playbook
+    detail_serializer_class = PlaybookSerializer
+    permission_classes = [EditPermission]
     lookup_field = "slug"
     lookup_value_regex = "[^/]+"
     serializer_class = PlaybookSerializer
@@ -53,6 +70,28 @@ class PlaybookViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self) -> QuerySet[Playbook]:
         return playbook_queryset_for(self.request.user)
+
+    @extend_schema(
+        request=PlaybookEditSerializer,
+        parameters=[ETAG_HEADER],
+        responses={200: PlaybookSerializer, **WRITE_ERRORS},
+    )
+    def partial_update(self, request, slug=None) -> Response:
+        """Change fields of the playbook. Status changes go through `transitions/`."""
+        playbook = self.get_object()
+        body = PlaybookEditSerializer(data=request.data, partial=True)
+        reject_unknown_fields(request.data, body)
+        body.is_valid(raise_exception=True)
+        fields, comment = changed_fields(body)
+
+        def mutate(locked: Playbook) -> None:
+            for name, value in fields.items():
+                setattr(locked, name, value)
+            locked.save(update_fields=[*fields, "updated_at"])
+
+        return self.edit_response(
+            request, playbook, mutate, comment or "Changed " + ", ".join(sorted(fields))
+        )
 
     def get_object(self) -> Playbook:
         value = self.kwargs["slug"]
