@@ -17,6 +17,7 @@ from . import forms, permissions
 from .edit_flow import EditPage, edit_page
 from .models import Detection, DetectionTest, FalsePositive, ValidationRun
 from .rendering import renders_schedule
+from .rule_edit import rule_text_store
 from .validation.runs import validation_request
 
 EDIT_METHODS = ["GET", "HEAD", "POST"]
@@ -136,10 +137,8 @@ def sigma_edit(request: HttpRequest, slug: str, rule_id) -> HttpResponse:
         return forms.SigmaRuleForm(data, initial=initial, rule=rule)
 
     def apply(locked, form, extra) -> None:
-        from .sigma_edit import rule_apply
-
         locked_rule = locked.sigma_rules.get(pk=rule.pk)
-        rule_apply(locked_rule, form.checked)
+        rule_text_store(locked_rule, form.checked)
         # Both are sent to the workers only once the edit is committed.
         renders_schedule(rule_ids=[locked_rule.pk])
         if locked.tests.filter(origin=DetectionTest.Origin.AUTHORED).exists():

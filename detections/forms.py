@@ -9,7 +9,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from .models import Detection, DetectionTest, SigmaRule
-from .sigma_edit import CheckedRule, RuleTextError, rule_text_check
+from .rule_edit import CheckedRule, RuleTextError, rule_text_check
 
 MAX_COMMENT_LENGTH = 500
 # Lines shown before and after the line of a Sigma rule error.
@@ -122,7 +122,7 @@ class SigmaRuleForm(RevisionForm):
     def clean_yaml_text(self) -> str:
         text = self.cleaned_data["yaml_text"]
         try:
-            self.checked = rule_text_check(text, stored=self.rule)
+            self.checked = rule_text_check(text, rule_id=str(self.rule.rule_id))
         except RuleTextError as exc:
             self.error_line = exc.line
             raise ValidationError(str(exc), code="invalid_sigma") from exc

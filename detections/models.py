@@ -628,8 +628,8 @@ class Preview(models.Model):
     TERMINAL = (Status.RENDERED, Status.FAILED)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    # The stored rule being edited. The preview checks the id and kind against it, as
-    # saving does. It is null for a rule that is not stored yet.
+    # The stored rule being edited. The preview checks the id against it, as saving
+    # does. It is null for a rule that is not stored yet.
     sigma_rule = models.ForeignKey(
         SigmaRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -18,7 +18,7 @@ from django.utils import timezone
 from .models import Preview, SigmaRule
 from .pysigma.convert import load_rule, render_targets
 from .rendering import MAX_ERROR_CHARS, target_converter
-from .sigma_edit import RuleTextError, rule_text_check
+from .rule_edit import RuleTextError, rule_text_check
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,8 @@ def preview_run(preview_id, *, timeout_errors: tuple[type[BaseException], ...] =
         return
     preview = Preview.objects.select_related("sigma_rule").get(pk=preview_id)
     try:
-        checked = rule_text_check(preview.rule_text, stored=preview.sigma_rule)
+        stored_id = str(preview.sigma_rule.rule_id) if preview.sigma_rule else None
+        checked = rule_text_check(preview.rule_text, rule_id=stored_id)
     except RuleTextError as exc:
         _finish(preview, error=exc.message, error_line=exc.line)
         return

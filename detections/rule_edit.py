@@ -30,8 +30,12 @@ class CheckedRule:
     rule: ImportedRule
 
 
-def rule_text_check(text: str, *, rule_id: str) -> CheckedRule:
-    """Check `text` as the new YAML of the rule `rule_id`; raise RuleTextError if it fails."""
+def rule_text_check(text: str, *, rule_id: str | None) -> CheckedRule:
+    """Check `text` as the new YAML of the rule `rule_id`; raise RuleTextError if it fails.
+
+    With `rule_id` None the id is not compared, as for the preview of a rule that is
+    not stored yet.
+    """
     size = len(text.encode("utf-8"))
     if size > settings.IMPORT_MAX_FILE_BYTES:
         raise RuleTextError(
@@ -49,7 +53,8 @@ def rule_text_check(text: str, *, rule_id: str) -> CheckedRule:
     documents = [document for document in documents if document.value is not None]
     if len(documents) != 1:
         raise RuleTextError(
-            f"expected one YAML document, found {len(documents)}; store one rule per text"
+            f"expected one YAML document, found {len(documents)}; store one rule per text",
+            documents[1].line if len(documents) > 1 else None,
         )
     document = documents[0]
     problem = document_problem(document.value, settings.IMPORT_MAX_NESTING)
@@ -59,13 +64,32 @@ def rule_text_check(text: str, *, rule_id: str) -> CheckedRule:
         rule = parse_rule_document(document.value)
     except ImportRuleError as exc:
         raise RuleTextError(str(exc), document.line_of(exc.path)) from exc
-    if rule.rule_id != rule_id:
+    _lengths_check(rule, document)
+    if rule_id is not None and rule.rule_id != rule_id:
         raise RuleTextError(
             f"the rule's id is {rule.rule_id}, but this is rule {rule_id}; keep the id, "
             "because other rules and renders refer to it",
             document.line_of(("id",)),
         )
     return CheckedRule(text=text, rule=rule)
+
+
+# Maximum lengths of the SigmaRule title and name columns.
+MAX_TITLE_LENGTH = SigmaRule._meta.get_field("title").max_length
+MAX_NAME_LENGTH = SigmaRule._meta.get_field("name").max_length
+
+
+def _lengths_check(rule: ImportedRule, document) -> None:
+    """Reject a title or name longer than its column, which the database would refuse."""
+    for key, value, maximum in (
+        ("title", rule.title, MAX_TITLE_LENGTH),
+        ("name", rule.name, MAX_NAME_LENGTH),
+    ):
+        if len(value) > maximum:
+            raise RuleTextError(
+                f"the {key} is {len(value)} characters long; the maximum is {maximum}",
+                document.line_of((key,)),
+            )
 
 
 def rule_text_store(row: SigmaRule, checked: CheckedRule) -> None:

@@ -266,7 +266,9 @@ def test_sigma_edit_rejects_changed_id(author_client, seed_detection, sigma_rule
     response = author_client.post(url, data)
 
     assert response.status_code == 400
-    assert "keep the rule's id" in html.unescape(response.content.decode())
+    assert "keep the id, because other rules and renders refer to it" in html.unescape(
+        response.content.decode()
+    )
     sigma_rule.refresh_from_db()
     assert sigma_rule.yaml_text == original
 
