@@ -36,8 +36,9 @@
 
   function readJson(response) {
     var type = response.headers.get("Content-Type") || "";
-    if (type.indexOf("application/json") !== 0) {
-      throw new Error("HTTP " + response.status + " (signed out?)");
+    // An expired session redirects to the login page, which fetch follows.
+    if (response.redirected || type.indexOf("application/json") !== 0) {
+      throw new Error("you are signed out or the server failed (HTTP " + response.status + "); reload the page");
     }
     return response.json().then(function (body) {
       if (!response.ok) {
