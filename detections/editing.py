@@ -30,8 +30,10 @@ from django.db import models, transaction
 from django.db.models import F
 from reversion.models import Version
 
-from .models import Detection, StatusTransition
+from .models import Detection, DetectionTest, StatusTransition, ValidationRun
 from .permissions import can_edit, can_publish
+from .rendering import renders_schedule
+from .validation.runs import validation_request
 from .versioning import followed_relations
 
 Status = Detection.Status
@@ -167,13 +169,20 @@ def transition(
 
 
 def restore(
-    obj: models.Model, *, user, version_id: int, expected_revision: int, comment: str = ""
+    obj: models.Model,
+    *,
+    user,
+    version_id: int,
+    expected_revision: int,
+    comment: str = "",
+    trigger: str = ValidationRun.Trigger.WEB,
 ) -> models.Model:
     """Bring back the aggregate as stored in version `version_id`, as a new revision.
 
     Related rows return with it: rows deleted since then are recreated and rows added
     since then are deleted. The workflow status stays as it is, because only
-    `transition` changes it. Raises Version.DoesNotExist for a version of another
+    `transition` changes it. A detection's renders and a validation run (started by
+`trigger`) are queued. Raises Version.DoesNotExist for a version of another
     object, besides the errors of `edit`.
     """
     model = type(obj)
@@ -190,7 +199,16 @@ def restore(
         restored = model.objects.get(pk=locked.pk)
         old_revision = version.field_dict.get("revision")
         _record(restored, user=user, comment=comment or f"Restored revision {old_revision}")
+        if isinstance(restored, Detection):
+            _work_queue(restored, user, trigger)
     return model.objects.get(pk=obj.pk)
+
+
+def _work_queue(detection: Detection, user, trigger: str) -> None:
+    """Queue renders of changed Sigma rules and a validation run, sent once committed."""
+    renders_schedule(rule_ids=list(detection.sigma_rules.values_list("pk", flat=True)))
+    if detection.tests.filter(origin=DetectionTest.Origin.AUTHORED).exists():
+        validation_request(detection, trigger=trigger, user=user)
 
 
 def history(obj: models.Model) -> list[HistoryEntry]:

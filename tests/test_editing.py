@@ -508,3 +508,24 @@ def test_restore_of_imported_version(seed_detection, author, tmp_path):
     assert restored.revision == 3
     assert restored.severity == "low"
     assert "level: low" in restored.sigma_rules.get().yaml_text
+
+
+def test_restore_queues_renders_and_validation(seed_detection, author):
+    from detections.models import Render, ValidationRun
+
+    first_version = editing.history(seed_detection)[0].version_id
+    editing.edit(
+        seed_detection,
+        user=author,
+        expected_revision=1,
+        mutate=change_rule_and_drop_false_positive,
+    )
+    rule = seed_detection.sigma_rules.first()
+    Render.objects.filter(sigma_rule=rule).update(status=Render.Status.RENDERED, input_hash="x")
+    runs = ValidationRun.objects.count()
+
+    editing.restore(seed_detection, user=author, version_id=first_version, expected_revision=2)
+
+    statuses = set(Render.objects.filter(sigma_rule=rule).values_list("status", flat=True))
+    assert statuses == {Render.Status.QUEUED}
+    assert ValidationRun.objects.count() == runs + 1
