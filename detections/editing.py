@@ -1,20 +1,23 @@
 """Editing detections and playbooks without lost updates, with history and a review workflow.
 
-Every stored change goes through `edit`, `transition` or `restore`. Each one locks
+Portal and API changes go through `edit`, `transition` or `restore`. Each one locks
 the row, checks that the caller started from the stored `revision`, applies the
 change, raises `revision` by one and records a django-reversion revision of the
-whole aggregate (see detections.versioning) with the user and a comment.
+whole aggregate (see detections.versioning) with the user and a comment. The
+loading commands and the admin record their own writes with `revision_record`.
 
-Workflow (`TRANSITIONS`)::
+Workflow moves (`TRANSITIONS`):
 
-    draft ──> review ──> published ──> deprecated
-      ^         │  ^         │              │
-      └─────────┘  └─────────┘              └──> draft
+- draft -> review: submit for review;
+- review -> draft: withdraw, or send back to the author;
+- review -> published: publish;
+- published -> review: take back for rework;
+- published -> deprecated: retire;
+- deprecated -> draft: revive.
 
 Moving to or from `published`, and to or from `deprecated`, changes what readers
 of the catalogue see, so it needs the publish permission (reviewers). The other
-moves, submitting a draft for review and taking it back, need the change
-permission (authors).
+moves need the change permission (authors).
 """
 
 import difflib

@@ -529,3 +529,21 @@ def test_restore_queues_renders_and_validation(seed_detection, author):
     statuses = set(Render.objects.filter(sigma_rule=rule).values_list("status", flat=True))
     assert statuses == {Render.Status.QUEUED}
     assert ValidationRun.objects.count() == runs + 1
+
+
+def test_playbook_restore_brings_back_step(seed_detection, author):
+    playbook = Playbook.objects.get(slug=PLAYBOOK_SLUG)
+    first_version = editing.history(playbook)[0].version_id
+    steps = list(playbook.steps.values_list("title", flat=True))
+    queries = sum(step.queries.count() for step in playbook.steps.all())
+    assert playbook.steps.get(position=0).queries.exists()
+
+    def drop_first_step(item):
+        item.steps.get(position=0).delete()
+
+    editing.edit(playbook, user=author, expected_revision=1, mutate=drop_first_step)
+    restored = editing.restore(playbook, user=author, version_id=first_version, expected_revision=2)
+
+    assert list(restored.steps.values_list("title", flat=True)) == steps
+    assert sum(step.queries.count() for step in restored.steps.all()) == queries
+    assert restored.revision == 3
