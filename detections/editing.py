@@ -1,20 +1,23 @@
 """Editing detections and playbooks without lost updates, with history and a review workflow.
 
-Every stored change goes through `edit`, `transition` or `restore`. Each one locks
+Portal and API changes go through `edit`, `transition` or `restore`. Each one locks
 the row, checks that the caller started from the stored `revision`, applies the
 change, raises `revision` by one and records a django-reversion revision of the
-whole aggregate (see detections.versioning) with the user and a comment.
+whole aggregate (see detections.versioning) with the user and a comment. The
+loading commands and the admin record their own writes with `revision_record`.
 
-Workflow (`TRANSITIONS`)::
+Workflow moves (`TRANSITIONS`):
 
-    draft ──> review ──> published ──> deprecated
-      ^         │  ^         │              │
-      └─────────┘  └─────────┘              └──> draft
+- draft -> review: submit for review;
+- review -> draft: withdraw, or send back to the author;
+- review -> published: publish;
+- published -> review: take back for rework;
+- published -> deprecated: retire;
+- deprecated -> draft: revive.
 
 Moving to or from `published`, and to or from `deprecated`, changes what readers
 of the catalogue see, so it needs the publish permission (reviewers). The other
-moves, submitting a draft for review and taking it back, need the change
-permission (authors).
+moves need the change permission (authors).
 """
 
 import difflib
@@ -30,8 +33,10 @@ from django.db import models, transaction
 from django.db.models import F
 from reversion.models import Version
 
-from .models import Detection, StatusTransition
+from .models import Detection, DetectionTest, StatusTransition, ValidationRun
 from .permissions import can_edit, can_publish
+from .rendering import renders_schedule
+from .validation.runs import validation_request
 from .versioning import followed_relations
 
 Status = Detection.Status
@@ -167,13 +172,20 @@ def transition(
 
 
 def restore(
-    obj: models.Model, *, user, version_id: int, expected_revision: int, comment: str = ""
+    obj: models.Model,
+    *,
+    user,
+    version_id: int,
+    expected_revision: int,
+    comment: str = "",
+    trigger: str = ValidationRun.Trigger.WEB,
 ) -> models.Model:
     """Bring back the aggregate as stored in version `version_id`, as a new revision.
 
     Related rows return with it: rows deleted since then are recreated and rows added
     since then are deleted. The workflow status stays as it is, because only
-    `transition` changes it. Raises Version.DoesNotExist for a version of another
+    `transition` changes it. A detection's renders and a validation run (started by
+`trigger`) are queued. Raises Version.DoesNotExist for a version of another
     object, besides the errors of `edit`.
     """
     model = type(obj)
@@ -190,7 +202,16 @@ def restore(
         restored = model.objects.get(pk=locked.pk)
         old_revision = version.field_dict.get("revision")
         _record(restored, user=user, comment=comment or f"Restored revision {old_revision}")
+        if isinstance(restored, Detection):
+            _work_queue(restored, user, trigger)
     return model.objects.get(pk=obj.pk)
+
+
+def _work_queue(detection: Detection, user, trigger: str) -> None:
+    """Queue renders of changed Sigma rules and a validation run, sent once committed."""
+    renders_schedule(rule_ids=list(detection.sigma_rules.values_list("pk", flat=True)))
+    if detection.tests.filter(origin=DetectionTest.Origin.AUTHORED).exists():
+        validation_request(detection, trigger=trigger, user=user)
 
 
 def history(obj: models.Model) -> list[HistoryEntry]:

@@ -93,7 +93,11 @@ def _lengths_check(rule: ImportedRule, document) -> None:
 
 
 def rule_text_store(row: SigmaRule, checked: CheckedRule) -> None:
-    """Write a checked text and the fields parsed from it to `row`."""
+    """Write a checked text and the fields parsed from it to `row`.
+
+    NOTE: a correlation rule's or filter's `referenced_rules` links are not recomputed
+    from the new `rule_references`; the next import_sigma run links them.
+    """
     rule = checked.rule
     row.yaml_text = checked.text
     row.kind = rule.kind

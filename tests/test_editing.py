@@ -4,6 +4,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser, Group
 from django.core.exceptions import PermissionDenied
 from django.core.management import call_command
+from django.db import connection
 from reversion.models import Version
 
 from detections import editing
@@ -412,3 +413,137 @@ def test_playbook_publish_needs_reviewer(seed_detection, author, reviewer):
 
     assert stored.status == "published"
     assert StatusTransition.objects.get().content_object == stored
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="the in-memory SQLite test database locks whole tables and fails instead of waiting",
+)
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_edits_one_wins(author, reviewer):
+    """Two threads edit from revision 1 at once: the row lock lets exactly one through."""
+    import threading
+
+    call_command("load_content", str(CONTENT_DIR), verbosity=0)
+    detection = Detection.objects.get(slug="archive-via-library-splunk")
+    barrier = threading.Barrier(2)
+    outcomes = {}
+
+    def slow_mutate(text):
+        def mutate(locked):
+            locked.tuning_notes = text
+            locked.save(update_fields=["tuning_notes"])
+
+        return mutate
+
+    def worker(user, text):
+        barrier.wait()
+        try:
+            editing.edit(detection, user=user, expected_revision=1, mutate=slow_mutate(text))
+            outcomes[text] = "stored"
+        except EditConflict:
+            outcomes[text] = "conflict"
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=worker, args=(author, "from author")),
+        threading.Thread(target=worker, args=(reviewer, "from reviewer")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes.values()) == ["conflict", "stored"]
+    winner = next(text for text, outcome in outcomes.items() if outcome == "stored")
+    detection.refresh_from_db()
+    assert detection.tuning_notes == winner
+    assert detection.revision == 2
+    assert len(editing.history(detection)) == 2
+
+
+def test_import_sigma_records_history(seed_detection, author, tmp_path):
+    from .import_helpers import rule_text, run_import, write
+
+    rule_id = "6f1c2a40-8a8b-4c4e-9d3e-2b7c1a0e5f11"
+    path = write(tmp_path, "rule.yml", rule_text(rule_id=rule_id))
+    run_import("import_sigma", path)
+    detection = Detection.objects.get(uuid=rule_id)
+    write(tmp_path, "rule.yml", rule_text(rule_id=rule_id, title="Retitled Upstream"))
+
+    run_import("import_sigma", path)
+
+    detection.refresh_from_db()
+    entries = editing.history(detection)
+    assert [entry.revision for entry in entries] == [2, 1]
+    assert entries[0].comment == "import_sigma: rule.yml"
+    assert entries[0].user is None
+    changes = {
+        change.field: change
+        for change in editing.diff(detection, entries[1].version_id, entries[0].version_id)
+    }
+    assert changes["title"].after == "Retitled Upstream"
+    assert changes["version"].before == 1
+    whole_rows = [field for field in changes if "." not in field]
+    assert not [field for field in whole_rows if field.startswith(("sigma_rules", "mappings"))]
+    first_revision = Version.objects.get(pk=entries[1].version_id).revision
+    models_in_first = {version._model.__name__ for version in first_revision.version_set.all()}
+    assert {"Detection", "SigmaRule", "AttackMapping", "FalsePositive"} <= models_in_first
+
+
+def test_restore_of_imported_version(seed_detection, author, tmp_path):
+    from .import_helpers import rule_text, run_import, write
+
+    rule_id = "6f1c2a40-8a8b-4c4e-9d3e-2b7c1a0e5f12"
+    path = write(tmp_path, "rule.yml", rule_text(rule_id=rule_id, level="low"))
+    run_import("import_sigma", path)
+    write(tmp_path, "rule.yml", rule_text(rule_id=rule_id, level="high"))
+    run_import("import_sigma", path)
+    detection = Detection.objects.get(uuid=rule_id)
+    first = editing.history(detection)[-1].version_id
+
+    restored = editing.restore(detection, user=author, version_id=first, expected_revision=2)
+
+    assert restored.revision == 3
+    assert restored.severity == "low"
+    assert "level: low" in restored.sigma_rules.get().yaml_text
+
+
+def test_restore_queues_renders_and_validation(seed_detection, author):
+    from detections.models import Render, ValidationRun
+
+    first_version = editing.history(seed_detection)[0].version_id
+    editing.edit(
+        seed_detection,
+        user=author,
+        expected_revision=1,
+        mutate=change_rule_and_drop_false_positive,
+    )
+    rule = seed_detection.sigma_rules.first()
+    Render.objects.filter(sigma_rule=rule).update(status=Render.Status.RENDERED, input_hash="x")
+    runs = ValidationRun.objects.count()
+
+    editing.restore(seed_detection, user=author, version_id=first_version, expected_revision=2)
+
+    statuses = set(Render.objects.filter(sigma_rule=rule).values_list("status", flat=True))
+    assert statuses == {Render.Status.QUEUED}
+    assert ValidationRun.objects.count() == runs + 1
+
+
+def test_playbook_restore_brings_back_step(seed_detection, author):
+    playbook = Playbook.objects.get(slug=PLAYBOOK_SLUG)
+    first_version = editing.history(playbook)[0].version_id
+    steps = list(playbook.steps.values_list("title", flat=True))
+    queries = sum(step.queries.count() for step in playbook.steps.all())
+    assert playbook.steps.get(position=0).queries.exists()
+
+    def drop_first_step(item):
+        item.steps.get(position=0).delete()
+
+    editing.edit(playbook, user=author, expected_revision=1, mutate=drop_first_step)
+    restored = editing.restore(playbook, user=author, version_id=first_version, expected_revision=2)
+
+    assert list(restored.steps.values_list("title", flat=True)) == steps
+    assert sum(step.queries.count() for step in restored.steps.all()) == queries
+    assert restored.revision == 3

@@ -243,3 +243,16 @@ def test_repeated_guid_fails_both(detections, atomics):
         "atomics/T1560/T1560.yaml",
     ]
     assert imported_guids(detections["library"]) == {CUSTOM_GUID}
+
+
+def test_import_records_history(detections, atomics):
+    from detections import editing
+
+    run_import("import_atomics", atomics)
+    run_import("import_atomics", atomics)
+
+    library = Detection.objects.get(pk=detections["library"].pk)
+    entries = editing.history(library)
+    assert library.revision == 2
+    assert [entry.comment for entry in entries] == ["import_atomics", entries[1].comment]
+    assert entries[1].comment.startswith("import_sigma: ")

@@ -550,3 +550,16 @@ def test_add_test_evtx_unread_by_rules(bare_detection, capsys):
     assert bare_detection.tests.get().platform == "windows"
     assert code == 1
     assert "No rule of the detection reads these events (4 windows/security)" in test["error"]
+
+
+def test_add_test_records_history(bare_detection, tmp_path):
+    from detections import editing
+
+    path = write_lines(tmp_path / "run.ndjson", [PYTHON_EVENT])
+    revision = bare_detection.revision
+
+    add_test(bare_detection.slug, path, "fires", "--name", "Python one-liner")
+
+    bare_detection.refresh_from_db()
+    assert bare_detection.revision == revision + 1
+    assert editing.history(bare_detection)[0].comment == "add_test: Python one-liner"

@@ -20,7 +20,7 @@ from reversion.models import Version
 
 from detections import editing
 from detections.editing import EditConflict, TransitionError
-from detections.models import Detection, StatusTransition
+from detections.models import Detection, StatusTransition, ValidationRun
 from detections.permissions import can_edit, can_publish
 
 ETAG_HEADER = OpenApiParameter(
@@ -346,5 +346,6 @@ class VersionedMixin:
                 version_id=int(version_id),
                 expected_revision=revision,
                 comment=body.validated_data["comment"],
+                trigger=ValidationRun.Trigger.API,
             ),
         )

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import F, Max
 
 from detections.content.values import json_problems
-from detections.models import AttackMapping, DetectionTest
+from detections.models import AttackMapping, Detection, DetectionTest
+from detections.versioning import revisions_bulk_record
 
 from .progress import Progress
 from .report import ImportSummary
@@ -309,6 +310,17 @@ def _write(tests: list[AtomicTest], summary: AtomicsSummary) -> None:
     DetectionTest.objects.bulk_update(updates, STORED_FIELDS, batch_size=QUERY_CHUNK)
     summary.created += len(creates)
     summary.updated += len(updates)
+    changed = {row.detection_id for row in creates + updates}
+    changed |= {key[0] for key, row in stored.items() if key not in wanted}
+    _revisions_record(sorted(changed))
+
+
+def _revisions_record(detection_pks: list[int]) -> None:
+    """Raise the revision of detections whose tests changed and store them in history."""
+    for start in range(0, len(detection_pks), QUERY_CHUNK):
+        pks = detection_pks[start : start + QUERY_CHUNK]
+        Detection.objects.filter(pk__in=pks).update(revision=F("revision") + 1)
+        revisions_bulk_record(Detection, dict.fromkeys(pks, "import_atomics"))
 
 
 def _detections_by_technique() -> dict[str, set[int]]:

@@ -28,7 +28,7 @@ from detections.models import (
     FalsePositive,
     SigmaRule,
 )
-from detections.editing import revision_record
+from detections.versioning import revisions_bulk_record
 from detections.pysigma.importing import CORRELATION, FILTER, RULE, ImportedRule
 from detections.rendering import renders_schedule
 
@@ -328,21 +328,33 @@ class SigmaStore:
         outcome.changed_rule_pks += [
             row.pk for row in changed_rules if row.kind == RULE and row.pk in text_changed
         ]
-        self._revisions_record(creates, updates)
+        self._revisions_record(
+            creates, updates, [*mappings, *sources, *false_positives, *new_rules]
+        )
         outcome.created += len(creates)
         outcome.updated += sum(1 for _, item, _ in updates if item.action == UPDATE)
         outcome.unchanged += len(moved) + sum(1 for _, item, _ in updates if item.action != UPDATE)
 
-    def _revisions_record(self, creates: list, updates: list) -> None:
+    def _revisions_record(self, creates: list, updates: list, children: list) -> None:
         """Raise the revision of rewritten detections and store each written one in history."""
         updated_pks = [detection.pk for _, _, detection in updates]
         for pks in _chunks(updated_pks, QUERY_CHUNK):
             Detection.objects.filter(pk__in=pks).update(revision=F("revision") + 1)
-        paths = {detection.pk: file_write.path for file_write, _, detection in creates + updates}
-        for pks in _chunks(list(paths), QUERY_CHUNK):
-            for detection in Detection.objects.filter(pk__in=pks):
-                comment = f"import_sigma: {paths[detection.pk]}"
-                revision_record(detection, comment=comment, bump=False)
+        comments = {
+            detection.pk: f"import_sigma: {file_write.path}"
+            for file_write, _, detection in creates + updates
+        }
+        # A new detection's rows are all in memory, so they are not read back.
+        created = {detection.pk: [detection] for _, _, detection in creates}
+        for row in children:
+            if row.detection_id in created:
+                created[row.detection_id].append(row)
+        for pks in _chunks(list(comments), QUERY_CHUNK):
+            revisions_bulk_record(
+                Detection,
+                {pk: comments[pk] for pk in pks},
+                created={pk: created[pk] for pk in pks if pk in created},
+            )
 
     def _new_detection(self, file_write: FileWrite, item: RuleWrite) -> Detection:
         rule = item.rule

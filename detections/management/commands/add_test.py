@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.db.models import Max
 
+from detections.editing import revision_record
 from detections.models import Detection, DetectionTest, ExpectedTelemetry, SigmaRule
 from detections.validation.events import EventFileError, event_source, read_events_file
 
@@ -84,6 +85,7 @@ class Command(BaseCommand):
             ExpectedTelemetry.objects.bulk_create(
                 _telemetry(test, recorded)
             )
+            revision_record(target, comment=f"add_test: {test_name}")
         self.stdout.write(
             f"Added test {test_name!r} to {target.slug} as test {position + 1}: "
             f"{len(recorded)} events ({', '.join(sources)}), expect {expect}."
