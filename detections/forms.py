@@ -63,7 +63,10 @@ class TuningForm(RevisionForm):
 
 class FalsePositiveForm(forms.Form):
     description = TextField(
-        rows=3, required=False, label="False positive", help_text="Markdown. Leave empty to remove it."
+        rows=3,
+        required=False,
+        label="False positive",
+        help_text="Markdown. Leave empty to remove it.",
     )
 
 

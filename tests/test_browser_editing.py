@@ -15,6 +15,7 @@ from django.urls import reverse
 from detections import editing
 from detections.models import Detection, FalsePositive, Preview
 from detections.previews import preview_run
+from playbooks.models import Playbook
 from tests.test_browser import browser  # noqa: F401  (fixture)
 from tests.xss_payloads import MARKDOWN_PAYLOADS, REFERENCE_PAYLOADS, TEXT_PAYLOADS
 
@@ -104,8 +105,12 @@ def test_conflict_between_two_sessions(session_page, live_server, author, review
 
     conflict = second.get_by_test_id("conflict")
     expect(conflict).to_contain_text(f"You started from revision {start}")
-    expect(second.get_by_test_id("conflict-changes")).to_contain_text("Notes from the first session.")
-    expect(second.locator("#id_tuning_notes")).to_have_value("Long notes typed in the second session.")
+    expect(second.get_by_test_id("conflict-changes")).to_contain_text(
+        "Notes from the first session."
+    )
+    expect(second.locator("#id_tuning_notes")).to_have_value(
+        "Long notes typed in the second session."
+    )
     save = second.get_by_test_id("save")
     expect(save).to_have_text(f"Save on top of revision {start + 1}")
     save.click()
@@ -176,6 +181,11 @@ def test_sigma_preview_shows_spl_and_errors(session_page, live_server, author, s
 
     page.get_by_test_id("save").click()
     expect(page.get_by_test_id("yaml-error-line")).to_contain_text("level: apocalyptic")
+    selected = page.evaluate(
+        "(() => { const t = document.querySelector('#id_yaml_text');"
+        " return t.value.substring(t.selectionStart, t.selectionEnd); })()"
+    )
+    assert selected == "level: apocalyptic"
     rule.refresh_from_db()
     assert "apocalyptic" not in rule.yaml_text
 
@@ -230,5 +240,28 @@ def test_xss_payloads_render_inert(session_page, live_server, author, seed_detec
     page.wait_for_load_state("networkidle")
 
     assert page.dialogs == []
-    script_count = page.evaluate("document.querySelectorAll('main script, main svg, main iframe').length")
+    script_count = page.evaluate(
+        "document.querySelectorAll('main script, main svg, main iframe').length"
+    )
     assert script_count == 0
+
+
+def test_author_edits_playbook_step(session_page, live_server, author, seed_detection):
+    playbook = Playbook.objects.get()
+    step = playbook.steps.first()
+    page = session_page(author)
+    page.goto(live_server.url + playbook.get_absolute_url())
+    page.get_by_test_id(f"edit-step-{step.number}").click()
+
+    page.fill("#id_action", "Isolate the host and **keep the memory image**.")
+    expect(page.get_by_test_id("preview-action").locator("strong")).to_have_text(
+        ["keep the memory image"]
+    )
+    page.fill("#id_comment", "Keep memory")
+    page.get_by_test_id("save").click()
+
+    expect(page.get_by_test_id("message")).to_contain_text(f"Saved response step {step.number}")
+    expect(page.get_by_test_id("playbook-step").first).to_contain_text("keep the memory image")
+    step.refresh_from_db()
+    assert step.action == "Isolate the host and **keep the memory image**."
+    assert editing.history(Playbook.objects.get())[0].comment == "Keep memory"

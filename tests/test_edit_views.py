@@ -21,7 +21,7 @@ def form_data(response) -> dict:
     """Return the initial values of the page's edit form, as a browser would submit them."""
     form = response.context["form"]
     data = {}
-    for name, field in form.fields.items():
+    for name in form.fields:
         value = form[name].value()
         if value is None or value is False:
             continue
@@ -367,7 +367,10 @@ def test_edit_post_without_csrf_token_rejected(author, seed_detection):
 
 def test_detail_page_shows_edit_links_to_authors_only(client, author, viewer, seed_detection):
     client.force_login(viewer)
-    assert 'data-testid="edit-tuning"' not in client.get(seed_detection.get_absolute_url()).content.decode()
+    assert (
+        'data-testid="edit-tuning"'
+        not in client.get(seed_detection.get_absolute_url()).content.decode()
+    )
     client.force_login(author)
     page = client.get(seed_detection.get_absolute_url()).content.decode()
     assert 'data-testid="edit-tuning"' in page

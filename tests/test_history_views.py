@@ -96,7 +96,9 @@ def test_reviewer_publishes_with_comment(reviewer, seed_detection):
     client = logged_in(reviewer)
     url = reverse("detections:transition", args=[detection.slug])
 
-    missing = client.post(url, {"to_status": "published", "revision": detection.revision}, follow=True)
+    missing = client.post(
+        url, {"to_status": "published", "revision": detection.revision}, follow=True
+    )
     detection.refresh_from_db()
     assert detection.status == Detection.Status.REVIEW
     assert "Write a comment" in page_of(missing)
@@ -151,7 +153,11 @@ def test_history_lists_versions_newest_first(author, seed_detection):
 def test_history_shows_transitions(reviewer, seed_detection):
     detection = make_draft(seed_detection)
     editing.transition(
-        detection, user=reviewer, to_status="review", comment="Look", expected_revision=detection.revision
+        detection,
+        user=reviewer,
+        to_status="review",
+        comment="Look",
+        expected_revision=detection.revision,
     )
 
     page = page_of(logged_in(reviewer).get(reverse("detections:history", args=[detection.slug])))

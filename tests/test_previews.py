@@ -114,7 +114,9 @@ def _wait_finished(portal: Portal, preview_id: str) -> dict:
         if row and row["status"] in {"rendered", "failed"}:
             return row
         time.sleep(0.3)
-    pytest.fail(f"preview {preview_id} not finished after {PREVIEW_TIMEOUT} s\n{portal.worker_log_tail()}")
+    pytest.fail(
+        f"preview {preview_id} not finished after {PREVIEW_TIMEOUT} s\n{portal.worker_log_tail()}"
+    )
 
 
 REQUEST_SCRIPT = """

@@ -93,7 +93,9 @@ def time_sigma_previews(count: int) -> list[float]:
 def time_markdown(size: int, repeats: int = 20) -> float:
     from detections.markdown import render_markdown
 
-    paragraph = "Exclude **build servers** from `backup.exe`, see [the runbook](https://example.org/x).\n\n"
+    paragraph = (
+        "Exclude **build servers** from `backup.exe`, see [the runbook](https://example.org/x).\n\n"
+    )
     text = (paragraph * (size // len(paragraph) + 1))[:size]
     started = time.perf_counter()
     for _ in range(repeats):

@@ -1,6 +1,7 @@
 """Template filters for detection pages: Markdown, code highlighting and list helpers."""
 
 import json
+
 from django import template
 from django.urls import reverse
 from django.utils.html import format_html

@@ -162,6 +162,27 @@
     refresh();
   }
 
+  // Selects line `number` (from 1) of a textarea and scrolls it into view.
+  function selectLine(textarea, number) {
+    var lines = textarea.value.split("\n");
+    if (number < 1 || number > lines.length) {
+      return;
+    }
+    var start = lines.slice(0, number - 1).join("\n").length + (number > 1 ? 1 : 0);
+    textarea.focus();
+    textarea.setSelectionRange(start, start + lines[number - 1].length);
+    var lineHeight = textarea.scrollHeight / Math.max(lines.length, 1);
+    textarea.scrollTop = Math.max(0, (number - 3) * lineHeight);
+  }
+
+  // After a rejected save, the caret goes to the line of the Sigma rule error.
+  document.querySelectorAll("[data-error-line]").forEach(function (area) {
+    var textarea = area.querySelector("textarea");
+    if (textarea) {
+      selectLine(textarea, parseInt(area.getAttribute("data-error-line"), 10));
+    }
+  });
+
   document.querySelectorAll("form[data-markdown-preview-url]").forEach(function (form) {
     form.querySelectorAll(".markdown-editor textarea").forEach(function (textarea) {
       setUpMarkdownPreview(form, textarea);
