@@ -199,6 +199,7 @@ def test_sigma_edit_valid_rule_saved_and_rerendered(author_client, seed_detectio
     data.update(yaml_text=new_text.replace("\n", "\r\n"), comment="Retitle")
     Render.objects.filter(sigma_rule=sigma_rule).update(status=Render.Status.RENDERED)
     revision = seed_detection.revision
+    runs_before = ValidationRun.objects.filter(detection=seed_detection).count()
 
     response = author_client.post(url, data)
 
@@ -209,6 +210,9 @@ def test_sigma_edit_valid_rule_saved_and_rerendered(author_client, seed_detectio
     statuses = set(Render.objects.filter(sigma_rule=sigma_rule).values_list("status", flat=True))
     assert statuses <= {Render.Status.QUEUED, Render.Status.UNAVAILABLE}
     assert Render.Status.QUEUED in statuses
+    runs = ValidationRun.objects.filter(detection=seed_detection)
+    assert runs.count() == runs_before + 1
+    assert runs.first().trigger == ValidationRun.Trigger.WEB
     seed_detection.refresh_from_db()
     assert seed_detection.revision == revision + 1
 

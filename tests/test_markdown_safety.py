@@ -1,6 +1,7 @@
 """The Markdown sanitiser and the link filters against cross-site scripting payloads."""
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +95,21 @@ def test_detail_page_payloads_inert(client, viewer, seed_detection):
     assert "<a " not in references
     assert "&lt;script&gt;alert(&#x27;title&#x27;)&lt;/script&gt;" in page
     assert "<script>alert(" not in page
+
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.IGNORECASE)
+INLINE_HANDLER = re.compile(r"\son[a-z]+\s*=", re.IGNORECASE)
+INLINE_STYLE = re.compile(r"\sstyle\s*=", re.IGNORECASE)
+
+
+@pytest.mark.parametrize(
+    "template", sorted(TEMPLATES_DIR.rglob("*.html")), ids=lambda path: path.name
+)
+def test_template_has_no_inline_script_or_style(template):
+    # A Content Security Policy without 'unsafe-inline' blocks all three.
+    text = template.read_text(encoding="utf-8")
+
+    assert INLINE_SCRIPT.findall(text) == []
+    assert INLINE_HANDLER.findall(text) == []
+    assert INLINE_STYLE.findall(text) == []
