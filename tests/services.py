@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -97,13 +98,14 @@ def _as_postgres(args: list[str]) -> list[str]:
 class PostgresCluster:
     """A PostgreSQL cluster of our own: initdb in a temporary folder, pg_ctl on a free port."""
 
-    def __init__(self, root: Path):
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+    def __init__(self):
+        # Not under pytest's tmp_path: its parents are private to root, and the server
+        # runs as the postgres user.
+        self.root = Path(tempfile.mkdtemp(prefix="portal-postgres-"))
         if os.geteuid() == 0:
-            shutil.chown(root, "postgres")
-        self.data = root / "data"
-        self.log = root / "server.log"
+            shutil.chown(self.root, "postgres")
+        self.data = self.root / "data"
+        self.log = self.root / "server.log"
         self.port = free_port()
         result = subprocess.run(
             _as_postgres([_postgres_bin("initdb"), "-D", str(self.data), "-A", "trust",
@@ -129,6 +131,14 @@ class PostgresCluster:
             _as_postgres([_postgres_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"]),
             capture_output=True, text=True, timeout=120, check=False,
         )
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+        if self.root.exists():
+            # The stopping server may still have been removing its own files.
+            time.sleep(1)
+            shutil.rmtree(self.root)
 
     def create_database(self, name: str) -> None:
         import psycopg
