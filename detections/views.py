@@ -17,27 +17,19 @@ from django.views.decorators.http import require_safe
 from . import downloads
 from .filters import DetectionFilter, filter_options
 from .models import (
-    AttackMapping,
     Detection,
     DetectionBranch,
-    DetectionDataSource,
     DetectionTest,
     Query,
     Render,
     SigmaRule,
 )
 from .pysigma.convert import RenderTarget, render_targets
-from .selectors import visible_detections
+from .selectors import DATA_SOURCES_PREFETCH, MAPPINGS_PREFETCH, visible_detections
 from .validation.runs import latest_runs
 
 LIST_PAGE_SIZE = 50
 
-MAPPINGS_PREFETCH = Prefetch(
-    "mappings", queryset=AttackMapping.objects.select_related("tactic", "technique", "subtechnique")
-)
-DATA_SOURCES_PREFETCH = Prefetch(
-    "data_sources", queryset=DetectionDataSource.objects.select_related("component")
-)
 
 
 @dataclass

@@ -193,7 +193,9 @@ class TestSerializer(serializers.ModelSerializer):
         ]
 
     def get_recorded_event_count(self, test: DetectionTest) -> int:
-        return len(test.recorded_events)
+        # detection_queryset_for counts the events in the database and defers the list.
+        counted = getattr(test, "recorded_event_total", None)
+        return counted if counted is not None else len(test.recorded_events)
 
 
 class ValidationSummarySerializer(serializers.ModelSerializer):
