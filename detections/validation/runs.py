@@ -177,6 +177,9 @@ def latest_runs(detection_ids) -> dict[int, ValidationRun]:
     """Return the newest run of each detection, by detection id."""
     runs = (
         ValidationRun.objects.filter(detection_id__in=list(detection_ids))
+        # The badges and summaries never show the queries and versions of a run, which
+        # hold the full text of every query it ran.
+        .defer("queries", "versions")
         .order_by("detection_id", "-created_at", "-pk")
     )
     latest: dict[int, ValidationRun] = {}
