@@ -23,6 +23,19 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 60
 
 
+def production_environment(**values: str) -> dict[str, str]:
+    """Return the environment of a production process: this one's basics, PORTAL_ENV and values."""
+    keep = {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR"}
+    env = {key: value for key, value in os.environ.items() if key in keep}
+    env.update(
+        DJANGO_SETTINGS_MODULE="portal.settings",
+        PORTAL_ENV="production",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(values)
+    return env
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

@@ -5,7 +5,6 @@ that it starts itself on free loopback ports, then stops a server or kills a
 process and checks what clients see and how the portal recovers.
 """
 
-import os
 import signal
 import uuid
 
@@ -14,7 +13,14 @@ import psycopg
 import pytest
 
 from .conftest import SEED_SLUG
-from .services import PortalProcesses, PostgresCluster, RedisServer, free_port, wait_until
+from .services import (
+    PortalProcesses,
+    PostgresCluster,
+    RedisServer,
+    free_port,
+    production_environment,
+    wait_until,
+)
 
 SECRET = "fault-test-secret-" + "f" * 40
 HEADERS = {"X-Forwarded-Proto": "https"}
@@ -42,11 +48,8 @@ class Deployment:
         self.redis.start()
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        keep = {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR"}
-        env = {key: value for key, value in os.environ.items() if key in keep}
-        env.update(
+        env = production_environment(
             DJANGO_SETTINGS_MODULE="tests.fault_settings",
-            PORTAL_ENV="production",
             SECRET_KEY=SECRET,
             ALLOWED_HOSTS="127.0.0.1",
             DATABASE_URL=postgres.url(self.database),
@@ -58,7 +61,6 @@ class Deployment:
             SIGMA_CACHE_DIR=str(root / "pysigma-cache"),
             WORKER_HEARTBEAT_INTERVAL="1",
             WORKER_HEARTBEAT_MAX_AGE="5",
-            PYTHONUNBUFFERED="1",
             **extra_env,
         )
         self.processes = PortalProcesses(root / "run", env)

@@ -2,7 +2,8 @@
 
 gunicorn, a Celery worker and Celery beat run as separate processes with
 PORTAL_ENV=production against a database created on the machine's PostgreSQL
-(DATABASE_URL, or postgres://postgres@127.0.0.1:5432) and a private redis-server.
+(the server of PORTAL_TEST_POSTGRES, by default postgres://postgres@127.0.0.1:5432)
+and a private redis-server.
 The shipped detection is loaded with migrate and load_content, rendered and
 validated by the worker, and read back through the API.
 """
@@ -16,7 +17,13 @@ import psycopg
 import pytest
 
 from .conftest import SEED_SLUG
-from .services import PortalProcesses, RedisServer, free_port, wait_until
+from .services import (
+    PortalProcesses,
+    RedisServer,
+    free_port,
+    production_environment,
+    wait_until,
+)
 
 ADMIN_URL = os.environ.get("PORTAL_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres")
 SECRET = "stack-test-secret-" + "s" * 40
@@ -33,11 +40,7 @@ def admin_connection() -> psycopg.Connection:
 
 
 def production_env(root, database_url: str, redis: RedisServer) -> dict[str, str]:
-    keep = {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR"}
-    env = {key: value for key, value in os.environ.items() if key in keep}
-    env.update(
-        DJANGO_SETTINGS_MODULE="portal.settings",
-        PORTAL_ENV="production",
+    return production_environment(
         SECRET_KEY=SECRET,
         ALLOWED_HOSTS="127.0.0.1,localhost",
         CSRF_TRUSTED_ORIGINS="https://127.0.0.1",
@@ -49,9 +52,7 @@ def production_env(root, database_url: str, redis: RedisServer) -> dict[str, str
         LOG_FORMAT="json",
         WORKER_HEARTBEAT_INTERVAL="2",
         WORKER_HEARTBEAT_MAX_AGE="10",
-        PYTHONUNBUFFERED="1",
     )
-    return env
 
 
 @pytest.fixture(scope="module")
