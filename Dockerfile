@@ -14,7 +14,10 @@ COPY . .
 RUN SECRET_KEY=build-only-secret-key-build-only-secret-key \
     ALLOWED_HOSTS=build python manage.py collectstatic --noinput
 
-RUN useradd --system --uid 10001 portal
+RUN useradd --system --uid 10001 portal \
+    && mkdir -p /app/var \
+    && chown portal /app/var
 USER portal
 EXPOSE 8000
-CMD ["gunicorn", "portal.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]
+# docker-compose.yml runs the same image as web, worker, beat and migrate.
+CMD ["gunicorn", "portal.wsgi:application", "--bind=0.0.0.0:8000", "--workers=3"]

@@ -17,10 +17,8 @@ from django.views.decorators.http import require_safe
 from . import downloads, permissions
 from .filters import DetectionFilter, filter_options
 from .models import (
-    AttackMapping,
     Detection,
     DetectionBranch,
-    DetectionDataSource,
     DetectionTest,
     Query,
     Render,
@@ -28,18 +26,12 @@ from .models import (
 )
 from .permissions import can_view_unpublished
 from .pysigma.convert import RenderTarget, render_targets
-from .selectors import visible_detections
+from .selectors import DATA_SOURCES_PREFETCH, MAPPINGS_PREFETCH, visible_detections
 from .validation.runs import latest_runs
 from .workflow import workflow_actions
 
 LIST_PAGE_SIZE = 50
 
-MAPPINGS_PREFETCH = Prefetch(
-    "mappings", queryset=AttackMapping.objects.select_related("tactic", "technique", "subtechnique")
-)
-DATA_SOURCES_PREFETCH = Prefetch(
-    "data_sources", queryset=DetectionDataSource.objects.select_related("component")
-)
 
 
 @dataclass

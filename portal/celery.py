@@ -5,12 +5,18 @@ import os
 
 from celery import Celery
 from celery.signals import worker_init, worker_process_init, worker_ready
+from django.utils import timezone
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Keep Django's LOGGING handlers (JSON lines in production) in the worker and beat,
+# instead of the handlers Celery installs on the root logger by default.
+app.conf.worker_hijack_root_logger = False
+
+from portal import task_logging  # noqa: E402,F401 - connects the task log signals
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +59,30 @@ def recover_renders(sender=None, **kwargs) -> None:
     timer = getattr(sender, "timer", None)
     if timer is not None:
         timer.call_repeatedly(abandoned_after_seconds(), _recover, kwargs={"sweep": True})
+
+
+@worker_ready.connect
+def start_heartbeat(sender=None, **kwargs) -> None:
+    """Store a heartbeat now and every WORKER_HEARTBEAT_INTERVAL seconds; /readyz reads it.
+
+    The worker's timer runs in its main process, with any transport (the filesystem
+    transport has no broker-side events), and keeps beating while the pool works.
+    """
+    from django.conf import settings
+
+    from portal.health.heartbeat import record_heartbeat
+
+    hostname = getattr(sender, "hostname", None) or app.conf.get("worker_name") or "celery"
+    queues = list(app.amqp.queues.consume_from or {})
+    started_at = timezone.now()
+    record_heartbeat(hostname, queues, started_at)
+    timer = getattr(sender, "timer", None)
+    if timer is not None:
+        timer.call_repeatedly(
+            settings.WORKER_HEARTBEAT_INTERVAL,
+            record_heartbeat,
+            args=(hostname, queues, started_at),
+        )
 
 
 def _recover(*, sweep: bool) -> None:

@@ -21,6 +21,14 @@ def seed_detection(db) -> Detection:
     return Detection.objects.get(slug=SEED_SLUG)
 
 
+@pytest.fixture(autouse=True)
+def clear_cache():
+    """Start every test with an empty cache, so API throttle counts do not carry over."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -> None:
     """Give each PostgreSQL test run its own database, so parallel runs cannot collide."""

@@ -68,6 +68,9 @@ class SigmaImportView(APIView):
     # then any signed-in user may import.
     permission_classes = [CanEditDetections]
     parser_classes = [MultiPartParser]
+    # portal.middleware.RequestSizeLimitMiddleware applies this limit instead of
+    # DATA_UPLOAD_MAX_MEMORY_SIZE.
+    max_request_bytes_setting = "IMPORT_MAX_UPLOAD_BYTES"
 
     @extend_schema(
         operation_id="v1_imports_sigma",

@@ -1,5 +1,7 @@
 """Read serializers for the detection API: every stored fact, nested."""
 
+from functools import cached_property
+
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import Count
 from drf_spectacular.utils import extend_schema_field
@@ -194,7 +196,9 @@ class TestSerializer(serializers.ModelSerializer):
         ]
 
     def get_recorded_event_count(self, test: DetectionTest) -> int:
-        return len(test.recorded_events)
+        # detection_queryset_for counts the events in the database and defers the list.
+        counted = getattr(test, "recorded_event_total", None)
+        return counted if counted is not None else len(test.recorded_events)
 
 
 class ValidationSummarySerializer(serializers.ModelSerializer):
@@ -319,7 +323,13 @@ class DetectionListSerializer(serializers.ModelSerializer):
         run = latest.get(detection.pk) if latest is not None else detection.validation_runs.first()
         if run is None:
             return None
-        return ValidationSummarySerializer(run, context=self.context).data
+        return self._validation_serializer.to_representation(run)
+
+    @cached_property
+    def _validation_serializer(self) -> ValidationSummarySerializer:
+        # One instance for every row of a list: DRF builds a serializer's fields per
+        # instance, which cost more than the row's data on a page of 50.
+        return ValidationSummarySerializer(context=self.context)
 
 
 class RenderWarningSerializer(serializers.Serializer):

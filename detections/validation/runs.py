@@ -177,6 +177,9 @@ def latest_runs(detection_ids) -> dict[int, ValidationRun]:
     """Return the newest run of each detection, by detection id."""
     runs = (
         ValidationRun.objects.filter(detection_id__in=list(detection_ids))
+        # The badges and summaries never show the queries and versions of a run, which
+        # hold the full text of every query it ran.
+        .defer("queries", "versions")
         .order_by("detection_id", "-created_at", "-pk")
     )
     latest: dict[int, ValidationRun] = {}
@@ -186,17 +189,47 @@ def latest_runs(detection_ids) -> dict[int, ValidationRun]:
 
 
 def _claim(run_id: int, task_id: str) -> ValidationRun | None:
-    claimable = Q(status=ValidationRun.Status.QUEUED)
-    if task_id:
-        # A message redelivered to a new worker after its first worker died resumes.
-        claimable |= Q(status=ValidationRun.Status.RUNNING, task_id=task_id)
-    claimed = ValidationRun.objects.filter(claimable, pk=run_id).update(
-        status=ValidationRun.Status.RUNNING, task_id=task_id, started_at=timezone.now()
+    now = timezone.now()
+    claimed = ValidationRun.objects.filter(pk=run_id, status=ValidationRun.Status.QUEUED).update(
+        status=ValidationRun.Status.RUNNING, task_id=task_id, started_at=now
     )
+    if not claimed and task_id:
+        claimed = _resume(run_id, task_id, now)
     if not claimed:
         logger.info("validation run %s was not claimable (finished or taken)", run_id)
         return None
     return ValidationRun.objects.select_related("detection").get(pk=run_id)
+
+
+def _resume(run_id: int, task_id: str, now) -> bool:
+    """Resume a run whose message was redelivered after the worker running it died.
+
+    The run keeps the start time of its first claim. A run that kills its worker on
+    every attempt (out of memory, a crash in native code) is therefore failed once
+    it has been running for the hard time limit plus the margin, instead of being
+    redelivered for ever.
+    """
+    running = ValidationRun.objects.filter(
+        pk=run_id, status=ValidationRun.Status.RUNNING, task_id=task_id
+    )
+    cutoff = now - timedelta(
+        seconds=settings.VALIDATION_HARD_TIME_LIMIT + settings.VALIDATION_ABANDONED_MARGIN
+    )
+    if running.filter(started_at__gte=cutoff).exists():
+        logger.warning("validation run %s resumed after its worker stopped (task %s)", run_id, task_id)
+        return True
+    failed = running.update(
+        status=ValidationRun.Status.ERROR,
+        error=(
+            "The worker running this validation stopped on every attempt (killed, out of "
+            f"memory or a crash) for {settings.VALIDATION_HARD_TIME_LIMIT} seconds "
+            "(VALIDATION_HARD_TIME_LIMIT); not retried. Check the worker log, then run it again."
+        ),
+        finished_at=now,
+    )
+    if failed:
+        logger.warning("validation run %s failed: its worker stopped on every attempt", run_id)
+    return False
 
 
 def _execute(run: ValidationRun) -> tuple[list[TestOutcome], list[dict], dict]:

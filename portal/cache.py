@@ -1,0 +1,70 @@
+"""The shared Redis cache, made to fail open while Redis is unreachable."""
+
+import functools
+import logging
+import time
+
+from django.core.cache.backends.redis import RedisCache
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+logger = logging.getLogger(__name__)
+
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
+# Seconds between two warnings about the same outage in one process.
+WARNING_INTERVAL = 30.0
+
+
+class FailOpenRedisCache(RedisCache):
+    """Django's RedisCache, where a call that cannot reach Redis acts as a cache miss.
+
+    Throttling and login limits read the cache on every request. While Redis is
+    down they count nothing and every request goes on, so pages and the API keep
+    serving stored content. Reads return the default, writes store nothing and
+    `incr` returns the delta as if the key were new.
+    """
+
+    _last_warning = 0.0
+
+    def _warn(self, operation: str, exc: Exception) -> None:
+        now = time.monotonic()
+        if now - FailOpenRedisCache._last_warning >= WARNING_INTERVAL:
+            FailOpenRedisCache._last_warning = now
+            logger.warning(
+                "cache %s failed, Redis unreachable; serving without the cache: %s",
+                operation,
+                exc,
+            )
+
+
+def _fail_open(name: str, fallback):
+    original = getattr(RedisCache, name)
+
+    @functools.wraps(original)
+    def method(self, *args, **kwargs):
+        try:
+            return original(self, *args, **kwargs)
+        except UNREACHABLE as exc:
+            self._warn(name, exc)
+            return fallback(*args, **kwargs)
+
+    return method
+
+
+def _default(key, default=None, *args, **kwargs):
+    return default
+
+
+for _name, _fallback in {
+    "get": _default,
+    "get_many": lambda *args, **kwargs: {},
+    "set": lambda *args, **kwargs: None,
+    "add": lambda *args, **kwargs: False,
+    "set_many": lambda data, *args, **kwargs: list(data),
+    "touch": lambda *args, **kwargs: False,
+    "delete": lambda *args, **kwargs: False,
+    "delete_many": lambda *args, **kwargs: None,
+    "has_key": lambda *args, **kwargs: False,
+    "incr": lambda key, delta=1, *args, **kwargs: delta,
+}.items():
+    setattr(FailOpenRedisCache, _name, _fail_open(_name, _fallback))

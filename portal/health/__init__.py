@@ -1,0 +1,1 @@
+"""Liveness and readiness endpoints, and the worker heartbeat they read."""
