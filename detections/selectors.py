@@ -32,6 +32,7 @@ def detection_queryset_for(user, *, full: bool = False) -> QuerySet[Detection]:
             "sigma_rules__referenced_rules",
             "false_positives",
             "tests__telemetry",
+            "tuning_entries",
             "related",
             "other_platforms",
         )

@@ -85,7 +85,10 @@ def test_splunk_rendered_queries_recorded(seed_detection, splunk):
     rendered = [query for query in run.queries if query.get("rule_id")]
     assert len(rendered) == 5
     assert all(query["language"] == "spl" for query in rendered)
-    assert run.queries[0]["name"] == "Authored Splunk query"
+    # The shipped tuning entries make the authored query run raw and tuned.
+    assert run.queries[0]["name"] == "Authored Splunk query without tuning"
+    assert run.queries[1]["name"] == "Authored Splunk query with tuning"
+    assert "| search NOT ((DetectionSource=" in run.queries[1]["text"]
 
 
 def test_splunk_rendered_source_differs(seed_detection, splunk):
