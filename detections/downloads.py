@@ -12,8 +12,7 @@ from pathlib import PurePosixPath
 
 from django.http import Http404, HttpResponse
 
-import yaml
-
+from .content.yamlio import dump_document
 from .models import Detection, Query, Render, SigmaRule
 from .pysigma.convert import RenderTarget, render_targets
 from .tuning import SigmaFilterFile, detection_macro, filter_files, tuned_spl
@@ -137,7 +136,7 @@ def sigma_zip_bytes(detection: Detection) -> bytes:
 
 def filter_yaml(item: SigmaFilterFile) -> str:
     """Return a tuning entry's Sigma filter as YAML, in the key order of the Sigma specification."""
-    return yaml.safe_dump(item.document, sort_keys=False, allow_unicode=True, width=100)
+    return dump_document(item.document)
 
 
 def filter_response(detection: Detection, name: str) -> HttpResponse:

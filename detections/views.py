@@ -25,9 +25,11 @@ from .models import (
     Query,
     Render,
     SigmaRule,
+    TuningEntry,
 )
 from .pysigma.convert import RenderTarget, render_targets
 from .selectors import visible_detections
+from .tuning_page import tuning_context
 from .validation.runs import latest_runs
 
 LIST_PAGE_SIZE = 50
@@ -154,6 +156,7 @@ def detection_detail(request: HttpRequest, slug: str) -> HttpResponse:
         ]
     context = {
         "detection": detection,
+        "tuning": tuning_context(detection),
         "tests": tests,
         "latest_run": latest_run,
         "render_tabs": tabs,
@@ -188,6 +191,29 @@ def query_download(request: HttpRequest, slug: str, position: int, ext: str) -> 
         raise Http404(f"Query {position} is available as .{query.file_extension}, not .{ext}.")
     query.detection = detection
     return downloads.query_response(query)
+
+
+@require_safe
+def tuned_query_download(request: HttpRequest, slug: str, position: int, ext: str) -> HttpResponse:
+    """Send an authored SPL query with the detection's filter macro call applied."""
+    detection = get_object_or_404(visible_detections(request.user), slug=slug)
+    query = get_object_or_404(Query, detection=detection, position=position, language__iexact="spl")
+    if ext != query.file_extension:
+        raise Http404(f"Query {position} is available as .{query.file_extension}, not .{ext}.")
+    query.detection = detection
+    return downloads.tuned_query_response(query)
+
+
+@require_safe
+def macros_download(request: HttpRequest, slug: str) -> HttpResponse:
+    detection = get_object_or_404(visible_detections(request.user), slug=slug)
+    return downloads.macros_response(detection)
+
+
+@require_safe
+def filter_download(request: HttpRequest, slug: str, name: str) -> HttpResponse:
+    detection = get_object_or_404(visible_detections(request.user), slug=slug)
+    return downloads.filter_response(detection, name)
 
 
 @require_safe
@@ -246,4 +272,6 @@ def _detail_queryset(user) -> QuerySet[Detection]:
         ),
         "false_positives",
         Prefetch("tests", queryset=DetectionTest.objects.prefetch_related("telemetry")),
+        Prefetch("tuning_entries", queryset=TuningEntry.objects.select_related("created_by")),
     )
+
