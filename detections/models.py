@@ -400,7 +400,8 @@ class TuningEntry(models.Model):
         Detection, on_delete=models.CASCADE, related_name="tuning_entries"
     )
     uuid = models.UUIDField(default=uuid.uuid4, unique=True)
-    position = models.PositiveSmallIntegerField(default=0)
+    # Left empty, save() puts a new entry after the detection's other entries.
+    position = models.PositiveSmallIntegerField(default=None, blank=True)
     condition = models.JSONField(
         help_text="Sigma selection of the events to exclude, e.g. {\"Image|endswith\": \"\\\\pip.exe\"}."
     )
@@ -457,6 +458,11 @@ class TuningEntry(models.Model):
         Raises ValidationError and writes nothing when the entry is invalid.
         """
         self.clean()
+        if self.position is None:
+            last = TuningEntry.objects.filter(detection_id=self.detection_id).aggregate(
+                last=models.Max("position")
+            )["last"]
+            self.position = 0 if last is None else last + 1
         super().save(*args, **kwargs)
 
 

@@ -173,19 +173,40 @@ def _filter_title(entry: TuningEntry, detection: Detection) -> str:
 
 
 def _logsource_groups(rules: list[SigmaRule]) -> list[tuple[dict, list[SigmaRule]]]:
+    """Group rules under the fewest log sources that each contain all their members' log sources.
+
+    One group when the rules share an attribute, else one group per product, and one per
+    full log source for rules of one product that share nothing else.
+    """
     if not rules:
         return []
-    common = {
+    common = _common_logsource(rules)
+    if common:
+        return [(common, rules)]
+    groups = []
+    for members in _grouped(rules, lambda rule: rule.logsource.get("product") or "").values():
+        common = _common_logsource(members)
+        if common:
+            groups.append((common, members))
+            continue
+        for same in _grouped(members, lambda rule: tuple(sorted(rule.logsource.items()))).values():
+            groups.append((dict(same[0].logsource), same))
+    return groups
+
+
+def _common_logsource(rules: list[SigmaRule]) -> dict[str, str]:
+    return {
         key: value
         for key, value in rules[0].logsource.items()
         if all(rule.logsource.get(key) == value for rule in rules)
     }
-    if common:
-        return [(common, rules)]
-    grouped: dict[tuple, list[SigmaRule]] = defaultdict(list)
+
+
+def _grouped(rules: list[SigmaRule], key) -> dict:
+    grouped: dict = defaultdict(list)
     for rule in rules:
-        grouped[tuple(sorted(rule.logsource.items()))].append(rule)
-    return [(dict(key), members) for key, members in grouped.items()]
+        grouped[key(rule)].append(rule)
+    return grouped
 
 
 def filters_by_rule(rules: list[SigmaRule], today=None) -> dict[int, list[dict]]:

@@ -6,6 +6,14 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+def copy_matches_to_raw(apps, schema_editor):
+    """Results stored before tuning entries existed matched the same events untuned."""
+    TestResult = apps.get_model("detections", "TestResult")
+    TestResult.objects.update(
+        raw_matches=models.F("matches"), raw_matched_events=models.F("matched_events")
+    )
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -34,7 +42,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('uuid', models.UUIDField(default=uuid.uuid4, unique=True)),
-                ('position', models.PositiveSmallIntegerField(default=0)),
+                ('position', models.PositiveSmallIntegerField(blank=True, default=None)),
                 ('condition', models.JSONField(help_text='Sigma selection of the events to exclude, e.g. {"Image|endswith": "\\\\pip.exe"}.')),
                 ('rules', models.JSONField(blank=True, default=list, help_text='Ids of the Sigma rules the entry is limited to.')),
                 ('branches', models.JSONField(blank=True, default=list, help_text='Names of the query branches the entry is limited to.')),
@@ -54,4 +62,5 @@ class Migration(migrations.Migration):
                 'ordering': ['position', 'pk'],
             },
         ),
+        migrations.RunPython(copy_matches_to_raw, migrations.RunPython.noop),
     ]

@@ -157,8 +157,9 @@ def _string_problems(shown: str, value: SigmaString) -> list[str]:
         ]
     if any(isinstance(part, str) and "*" in part for part in parts):
         return [
-            f"{shown} contains an escaped '*', which Splunk's search command cannot match "
-            "as a literal character; end the value before the '*' or use a '*' wildcard"
+            f"{shown} contains an escaped '*': Sigma reads \\* as a literal asterisk, which "
+            "Splunk's search command cannot match. Write \\\\* for a backslash followed by a "
+            "wildcard, or end the value before the '*'"
         ]
     return []
 
