@@ -393,7 +393,7 @@ class TuningEntry(models.Model):
     `condition` is a Sigma detection selection. It becomes a Sigma filter applied to
     the detection's rules and a clause of the detection's Splunk filter macro. An entry
     applies to the Sigma rules named in `rules` and to the rules of the branches named
-    in `branches`; with both empty it applies to every rule of the detection.
+    in `branches`. With both empty, it applies to every rule of the detection.
     """
 
     detection = models.ForeignKey(

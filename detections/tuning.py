@@ -21,8 +21,8 @@ from .models import Detection, DetectionBranch, Query, SigmaRule, TuningEntry
 from .pysigma import SigmaRuleError
 from .pysigma.tuning import check_filter, condition_problems, filter_document, splunk_expression
 
-# Commands that keep every field of an event, so a filter placed after them still sees
-# the raw fields the entries compare.
+# Commands that keep every field of an event, so a filter placed after them can still
+# compare the raw fields.
 FIELD_KEEPING_COMMANDS = frozenset({"eval", "where", "search", "rex", "fillnull", "spath"})
 # Sigma titles are at most 256 characters in pySigma 1.5.
 MAX_FILTER_TITLE = 256
@@ -137,9 +137,9 @@ def branch_rule_ids(detection: Detection) -> dict[str, str]:
 def filter_files(detection: Detection, entries: list[TuningEntry] | None = None) -> list[SigmaFilterFile]:
     """Build the Sigma filters of the detection's active entries (or of `entries`).
 
-    A filter's log source must contain the log source of every rule it names, so the
-    rules of one entry are grouped by log source when they share no attribute, such as
-    a Windows rule and a Linux rule; each group gets its own filter.
+    A filter's log source must contain the log source of every rule it names. When the
+    rules of one entry share no log source attribute, such as a Windows rule and a
+    Linux rule, they are grouped by log source and each group gets its own filter.
     """
     if entries is None:
         entries = active_entries(detection)
@@ -236,12 +236,6 @@ def filters_by_rule(rules: list[SigmaRule], today=None) -> dict[int, list[dict]]
             for rule_id in item.rule_ids:
                 by_rule_id[rule_id].append(item.document)
     return {rule.pk: by_rule_id[str(rule.rule_id)] for rule in rules if str(rule.rule_id) in by_rule_id}
-
-
-def check_filter_files(files: list[SigmaFilterFile]) -> None:
-    """Parse every filter with pySigma; raise SigmaRuleError on the first invalid one."""
-    for item in files:
-        check_filter(item.document)
 
 
 def macro_name(detection: Detection) -> str:

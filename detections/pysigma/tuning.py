@@ -34,7 +34,7 @@ from .rules import SigmaRuleError
 # The characters a backend may write unquoted into a query as a field name; the same
 # rule applies to fields of imported Sigma rules.
 FIELD_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
-# The largest number of field conditions in one entry, and of values per field.
+# Maximum number of field conditions in one entry, and of values per field.
 MAX_CONDITION_FIELDS = 50
 MAX_CONDITION_VALUES = 500
 SCALAR_TYPES = (str, int, float, bool)
@@ -44,7 +44,7 @@ def condition_problems(condition: Any) -> list[str]:
     """Describe every reason `condition` is not a usable tuning condition.
 
     Returns an empty list for a valid condition. Each message names the field and
-    value and says how to fix it.
+    value and tells how to fix it.
     """
     if not isinstance(condition, dict):
         return [
@@ -109,55 +109,55 @@ def _key_problems(key: Any, value: Any) -> list[str]:
 
 def _written_value_problems(key: str, written: Any) -> list[str]:
     """Check one written value of `key` after pySigma has applied the key's modifiers."""
-    shown = f"{key}: {written!r}"
+    label = f"{key}: {written!r}"
     try:
         detection = SigmaDetection.from_definition({key: written})
     except (SigmaError, ValueError, TypeError, AttributeError) as exc:
         hint = ""
         if "modifier" in str(exc).lower():
             hint = "; use Sigma modifiers such as contains, startswith, endswith, all or windash"
-        return [f"{shown} is rejected by pySigma: {exc}{hint}"]
+        return [f"{label} is rejected by pySigma: {exc}{hint}"]
     problems = []
     for item in _items_of(detection):
         for value in _flattened(item.value):
-            problems.extend(_value_problems(shown, value))
+            problems.extend(_value_problems(label, value))
     return problems[:1]
 
 
-def _value_problems(shown: str, value: Any) -> list[str]:
+def _value_problems(label: str, value: Any) -> list[str]:
     if isinstance(value, SigmaRegularExpression):
         return [
-            f"{shown} uses the re modifier; Splunk's search command has no regular "
+            f"{label} uses the re modifier; Splunk's search command has no regular "
             "expressions, so the filter macro could not exclude it. Use contains, "
             "startswith or endswith with * wildcards"
         ]
     if isinstance(value, SigmaFieldReference):
         return [
-            f"{shown} uses the fieldref modifier, which a search command filter cannot "
+            f"{label} uses the fieldref modifier, which a search command filter cannot "
             "express; compare with a value instead"
         ]
     if isinstance(value, SigmaNull):
-        return [f"{shown} is empty; give the value to exclude"]
+        return [f"{label} is empty; give the value to exclude"]
     if isinstance(value, SigmaString):
-        return _string_problems(shown, value)
+        return _string_problems(label, value)
     return []
 
 
-def _string_problems(shown: str, value: SigmaString) -> list[str]:
+def _string_problems(label: str, value: SigmaString) -> list[str]:
     parts = value.s
     if all(part == SpecialChars.WILDCARD_MULTI for part in parts):
         return [
-            f"{shown} matches every value of the field, which would silence the whole "
+            f"{label} matches every value of the field, which would silence the whole "
             "detection; give the text to exclude"
         ]
     if SpecialChars.WILDCARD_SINGLE in parts:
         return [
-            f"{shown} uses the single-character wildcard '?', which Splunk's search command "
+            f"{label} uses the single-character wildcard '?', which Splunk's search command "
             "does not have; write the value with '*' or list each spelling"
         ]
     if any(isinstance(part, str) and "*" in part for part in parts):
         return [
-            f"{shown} contains an escaped '*': Sigma reads \\* as a literal asterisk, which "
+            f"{label} contains an escaped '*': Sigma reads \\* as a literal asterisk, which "
             "Splunk's search command cannot match. Write \\\\* for a backslash followed by a "
             "wildcard, or end the value before the '*'"
         ]

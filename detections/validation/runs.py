@@ -64,7 +64,7 @@ class TestOutcome:
         """Judge a known false positive test by its raw matches, any other test tuned.
 
         A known false positive test documents noise that the untuned detection raises,
-        so it passes while that noise is still there; its tuning rows show whether an
+        so it passes while that noise is still there. Its tuning rows show whether an
         entry silences it. Every other test is judged as the detection runs with its
         tuning, and fails when an entry suppressed part of an attack test.
         """

@@ -9,9 +9,8 @@ The embedded engine runs three sets of queries over a test's events in one pass:
   the entry's condition within the rule's log source.
 
 An event an entry suppressed is one the rule matched raw and the entry's condition
-selects. The tuned outcome must equal the raw one minus the suppressed events; a
-difference is reported as an error, because it means pySigma's filter and the entry
-disagree.
+selects. The tuned outcome must equal the raw one minus the suppressed events. A
+difference is reported as an error, because pySigma's filter and the entry disagree.
 """
 
 from __future__ import annotations
@@ -107,12 +106,14 @@ def tuned_result(
     suppressed: dict[str, set[int]] = defaultdict(set)
     suppressed_by_rule: dict[str, set[int]] = defaultdict(set)
     errors = [error for error in tuned.errors if error not in raw.errors]
+
     for probe, outcome in zip(plan.probes, probes.rules, strict=True):
         if outcome.errors:
             errors += [f"tuning entry {probe.entry.uuid}: {error}" for error in outcome.errors]
         events = raw_by_rule.get(probe.rule_id, set()) & outcome.matched
         suppressed[str(probe.entry.uuid)] |= events
         suppressed_by_rule[probe.rule_id] |= events
+
     for rule_id, matched in raw_by_rule.items():
         expected = matched - suppressed_by_rule.get(rule_id, set())
         actual = tuned_by_rule.get(rule_id, set())
@@ -121,6 +122,7 @@ def tuned_result(
                 f"rule {rule_id}: the filtered rule matched events {sorted(actual)}, but the "
                 f"raw matches less the entries' selections are {sorted(expected)}"
             )
+
     entries = [
         {
             "entry": str(entry.uuid),
