@@ -19,7 +19,13 @@ from django.utils import timezone
 
 from .models import Detection, DetectionBranch, Query, SigmaRule, TuningEntry
 from .pysigma import SigmaRuleError
-from .pysigma.tuning import check_filter, condition_problems, filter_document, splunk_expression
+from .pysigma.tuning import (
+    check_filter,
+    condition_problems,
+    filter_document,
+    sorted_condition,
+    splunk_expression,
+)
 
 # Commands that keep every field of an event, so a filter placed after them can still
 # compare the raw fields.
@@ -450,7 +456,7 @@ def condition_lines(condition: dict) -> list[str]:
     be excluded.
     """
     lines = []
-    for key, value in condition.items():
+    for key, value in sorted_condition(condition).items():
         field_name, *modifiers = str(key).split("|")
         joiner = " and " if "all" in modifiers else " or "
         words = [MODIFIER_WORDS.get(modifier, modifier) for modifier in modifiers if modifier != "all"]

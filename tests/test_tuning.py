@@ -257,9 +257,10 @@ def test_condition_lines_readable():
         {"Image|endswith": ["\\pip.exe", "\\pip3.exe"], "CommandLine|contains|all": ["-m", "pip"]}
     )
 
+    # Sorted by field, as PostgreSQL does not keep the written order.
     assert lines == [
-        'Image ends with "\\pip.exe" or "\\pip3.exe"',
         'CommandLine contains "-m" and "pip"',
+        'Image ends with "\\pip.exe" or "\\pip3.exe"',
     ]
 
 
@@ -592,3 +593,30 @@ def test_page_shows_entries_and_expiry(seed_detection, client):
     assert "ImageLoaded is &quot;C:\\opt\\fluent\\bin\\ruby_builtin_dlls\\zlib1.dll&quot;" in page
     assert "[detect_archive_via_library_in_splunk_filter]" in page
     assert 'data-testid="tuned-query-code-0"' in page
+
+
+def test_admin_rejects_and_records_creator(seed_detection, admin_client, admin_user):
+    form = {
+        "detection": seed_detection.pk,
+        "uuid": "11111111-2222-4333-8444-555555555555",
+        "position": "",
+        "condition": '{"Image|endwith": "\\\\pip.exe"}',
+        "rules": "[]",
+        "branches": "[]",
+        "reason": "Developer workstations install packages.",
+        "owner": "Developer Platform",
+        "ticket": "SOC-1234",
+        "enabled": "on",
+    }
+
+    rejected = admin_client.post("/admin/detections/tuningentry/add/", form)
+    form["condition"] = '{"Image|endswith": "\\\\pip.exe"}'
+    accepted = admin_client.post("/admin/detections/tuningentry/add/", form)
+
+    assert rejected.status_code == 200
+    assert "Unknown modifier &#x27;endwith&#x27;" in rejected.content.decode()
+    assert accepted.status_code == 302
+    entry = TuningEntry.objects.get(uuid=form["uuid"])
+    assert entry.created_by == admin_user
+    assert entry.position == 6
+    assert entry.spl == 'Image="*\\\\pip.exe"'

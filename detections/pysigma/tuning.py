@@ -174,6 +174,15 @@ def _flattened(values: list) -> list:
     return flat
 
 
+def sorted_condition(condition: dict) -> dict:
+    """Return the condition with its keys sorted.
+
+    PostgreSQL's jsonb does not keep key order, so every output made from a condition
+    (SPL, filters, the page) uses sorted keys to read the same on every database.
+    """
+    return {key: copy.deepcopy(condition[key]) for key in sorted(condition)}
+
+
 def splunk_expression(condition: dict) -> str:
     """Convert a tuning condition to a Splunk search expression with pySigma's Splunk backend.
 
@@ -186,7 +195,7 @@ def splunk_expression(condition: dict) -> str:
     document = {
         "title": "tuning condition",
         "logsource": {"product": "any"},
-        "detection": {"selection": copy.deepcopy(condition), "condition": "selection"},
+        "detection": {"selection": sorted_condition(condition), "condition": "selection"},
     }
     try:
         outputs = SplunkBackend().convert(SigmaCollection.from_dicts([document]))
@@ -227,7 +236,7 @@ def filter_document(
     document["logsource"] = dict(logsource)
     document["filter"] = {
         "rules": list(rule_ids),
-        "tuning_condition": copy.deepcopy(condition),
+        "tuning_condition": sorted_condition(condition),
         "condition": "not tuning_condition",
     }
     return document
@@ -271,6 +280,6 @@ def selection_rule(logsource: dict[str, str], condition: dict, *, rule_id: str, 
         "title": title,
         "id": rule_id,
         "logsource": dict(logsource),
-        "detection": {"tuning_condition": copy.deepcopy(condition), "condition": "tuning_condition"},
+        "detection": {"tuning_condition": sorted_condition(condition), "condition": "tuning_condition"},
     }
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
