@@ -403,7 +403,9 @@ class TuningEntry(models.Model):
     # Left empty, save() puts a new entry after the detection's other entries.
     position = models.PositiveSmallIntegerField(default=None, blank=True)
     condition = models.JSONField(
-        help_text="Sigma selection of the events to exclude, e.g. {\"Image|endswith\": \"\\\\pip.exe\"}."
+        help_text=(
+            'Sigma selection of the events to exclude, e.g. {"Image|endswith": "\\\\pip.exe"}.'
+        )
     )
     rules = models.JSONField(
         default=list, blank=True, help_text="Ids of the Sigma rules the entry is limited to."

@@ -363,7 +363,8 @@ def _render_one(
 
 def _load(rule_pk: int) -> LoadedRule | str:
     """Load a rule with the filters of its detection's active tuning entries applied."""
-    rule = SigmaRule.objects.filter(pk=rule_pk).only("pk", "yaml_text", "rule_id", "detection_id").first()
+    fields = ("pk", "yaml_text", "rule_id", "detection_id")
+    rule = SigmaRule.objects.filter(pk=rule_pk).only(*fields).first()
     if rule is None:
         return "The Sigma rule was deleted."
     filters = filters_by_rule([rule]).get(rule.pk)

@@ -118,7 +118,9 @@ class SigmaFilterFile:
     rule_ids: tuple[str, ...]
 
 
-def entry_rule_ids(entry: TuningEntry, rules: list[SigmaRule], branch_rules: dict[str, str]) -> list[str]:
+def entry_rule_ids(
+    entry: TuningEntry, rules: list[SigmaRule], branch_rules: dict[str, str]
+) -> list[str]:
     """Return the ids of the rules an entry applies to.
 
     `branch_rules` maps branch names to the id of the Sigma rule that implements them.
@@ -126,7 +128,8 @@ def entry_rule_ids(entry: TuningEntry, rules: list[SigmaRule], branch_rules: dic
     """
     if not entry.rules and not entry.branches:
         return [str(rule.rule_id) for rule in rules]
-    named = set(entry.rules) | {branch_rules[name] for name in entry.branches if name in branch_rules}
+    named = set(entry.rules)
+    named |= {branch_rules[name] for name in entry.branches if name in branch_rules}
     return [str(rule.rule_id) for rule in rules if str(rule.rule_id) in named]
 
 
@@ -140,7 +143,9 @@ def branch_rule_ids(detection: Detection) -> dict[str, str]:
     }
 
 
-def filter_files(detection: Detection, entries: list[TuningEntry] | None = None) -> list[SigmaFilterFile]:
+def filter_files(
+    detection: Detection, entries: list[TuningEntry] | None = None
+) -> list[SigmaFilterFile]:
     """Build the Sigma filters of the detection's active entries (or of `entries`).
 
     A filter's log source must contain the log source of every rule it names. When the
@@ -153,12 +158,15 @@ def filter_files(detection: Detection, entries: list[TuningEntry] | None = None)
     branch_rules = branch_rule_ids(detection)
     files = []
     for entry in entries:
-        targeted = [rule for rule in rules if str(rule.rule_id) in entry_rule_ids(entry, rules, branch_rules)]
-        groups = _logsource_groups(targeted)
+        rule_ids = set(entry_rule_ids(entry, rules, branch_rules))
+        groups = _logsource_groups([rule for rule in rules if str(rule.rule_id) in rule_ids])
         for index, (logsource, members) in enumerate(groups):
-            filter_id = str(entry.uuid) if len(groups) == 1 else str(uuid.uuid5(entry.uuid, str(index)))
-            suffix = "" if len(groups) == 1 else f"-{index + 1}"
-            rule_ids = tuple(str(rule.rule_id) for rule in members)
+            filter_id = str(entry.uuid)
+            suffix = ""
+            if len(groups) > 1:
+                filter_id = str(uuid.uuid5(uuid.UUID(str(entry.uuid)), str(index)))
+                suffix = f"-{index + 1}"
+            member_ids = tuple(str(rule.rule_id) for rule in members)
             document = filter_document(
                 filter_id=filter_id,
                 title=_filter_title(entry, detection),
@@ -166,10 +174,11 @@ def filter_files(detection: Detection, entries: list[TuningEntry] | None = None)
                 author=entry.owner,
                 references=[entry.ticket] if entry.ticket else [],
                 logsource=logsource,
-                rule_ids=list(rule_ids),
+                rule_ids=list(member_ids),
                 condition=entry.condition,
             )
-            files.append(SigmaFilterFile(entry, f"filters/tuning-{entry.uuid}{suffix}.yml", document, rule_ids))
+            filename = f"filters/tuning-{entry.uuid}{suffix}.yml"
+            files.append(SigmaFilterFile(entry, filename, document, member_ids))
     return files
 
 
@@ -241,7 +250,11 @@ def filters_by_rule(rules: list[SigmaRule], today=None) -> dict[int, list[dict]]
         for item in filter_files(detection, active_entries(detection, today)):
             for rule_id in item.rule_ids:
                 by_rule_id[rule_id].append(item.document)
-    return {rule.pk: by_rule_id[str(rule.rule_id)] for rule in rules if str(rule.rule_id) in by_rule_id}
+    return {
+        rule.pk: by_rule_id[str(rule.rule_id)]
+        for rule in rules
+        if str(rule.rule_id) in by_rule_id
+    }
 
 
 def macro_name(detection: Detection) -> str:
@@ -308,9 +321,11 @@ def detection_macro(detection: Detection, entries: list[TuningEntry] | None = No
             continue
         branch_terms = _branch_terms(entry, queries, rule_branches)
         if not branch_terms:
-            skipped.append(
-                (entry, "it is limited to rules or branches that the authored SPL has no branch field for")
+            reason = (
+                "it is limited to rules or branches that the authored SPL has no branch "
+                "field for"
             )
+            skipped.append((entry, reason))
             continue
         scoped = True
         clauses.append(f"({branch_terms} {expression})")
@@ -328,7 +343,9 @@ def _branch_terms(entry: TuningEntry, queries: list[Query], rule_branches: dict)
         if not query.branch_field:
             continue
         names = [branch.name for branch in query.branches.all() if branch.name in entry.branches]
-        names += [name for owner, name in _flatten(rule_branches, entry.rules) if owner.pk == query.pk]
+        for owner, name in _flatten(rule_branches, entry.rules):
+            if owner.pk == query.pk:
+                names.append(name)
         for name in dict.fromkeys(names):
             terms.append(f'{query.branch_field}="{_spl_quoted(name)}"')
     if len(terms) > 1:
@@ -459,7 +476,7 @@ def condition_lines(condition: dict) -> list[str]:
     for key, value in sorted_condition(condition).items():
         field_name, *modifiers = str(key).split("|")
         joiner = " and " if "all" in modifiers else " or "
-        words = [MODIFIER_WORDS.get(modifier, modifier) for modifier in modifiers if modifier != "all"]
+        words = [MODIFIER_WORDS.get(name, name) for name in modifiers if name != "all"]
         operator = " ".join(words) if words else "is"
         values = value if isinstance(value, list) else [value]
         shown = joiner.join(_shown_value(item) for item in values)

@@ -11,11 +11,11 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from detections.models import Detection, Query, Render, SigmaRule, TuningEntry, ValidationRun
+from detections.pysigma.convert import render_targets, target_versions
 from detections.pysigma.embedded import compile_rule
 from detections.pysigma.rules import convert_to_splunk
 from detections.pysigma.tuning import splunk_expression
 from detections.rendering import render_input_hash, renders_schedule
-from detections.pysigma.convert import render_targets, target_versions
 from detections.tuning import (
     condition_lines,
     detection_macro,
@@ -64,7 +64,10 @@ def run_embedded(detection) -> ValidationRun:
         ({"Image|contains": "*"}, "matches every value of the field"),
         ({"Image": "pip?.exe"}, "single-character wildcard '?'"),
         ({"Image": "a\\*b"}, "escaped '*'"),
-        ({"Image": "C:\\Tools\\*\\agent.exe"}, "Write \\\\* for a backslash followed by a wildcard"),
+        (
+            {"Image": "C:\\Tools\\*\\agent.exe"},
+            "Write \\\\* for a backslash followed by a wildcard",
+        ),
         ({"Image|re": "pip[0-9]?\\.exe"}, "uses the re modifier"),
         ({"Image name": "pip.exe"}, "the field name 'Image name'"),
         ({"Image": {"nested": "map"}}, "of type dict"),
@@ -214,7 +217,8 @@ def test_tuned_spl_unscoped_after_base_search(seed_detection):
 
     base_end = pipe_positions(query.text)[0]
     assert text[:base_end] == query.text[:base_end]
-    assert text[base_end:].startswith('| search NOT ((Image="*\\\\pip.exe"))\n| eval DetectionSource')
+    expected = '| search NOT ((Image="*\\\\pip.exe"))\n| eval DetectionSource'
+    assert text[base_end:].startswith(expected)
 
 
 def test_tuned_spl_without_pipe_appends(seed_detection):
@@ -456,7 +460,10 @@ def test_portal_entry_exported_and_reloaded(seed_detection, tmp_path):
 
     assert document["tuning"][-1] == {
         "id": str(entry.uuid),
-        "condition": {"CommandLine|contains": "import gzip", "ParentImage|endswith": "\\jupyter-lab.exe"},
+        "condition": {
+            "CommandLine|contains": "import gzip",
+            "ParentImage|endswith": "\\jupyter-lab.exe",
+        },
         "branches": ["PythonLibraryCompression"],
         "reason": "Benign in this estate.",
         "owner": "SOC Tuning",
@@ -499,7 +506,8 @@ def test_content_rejects_bad_condition(seed_detection, tmp_path):
     shutil.copytree(CONTENT_DIR, tmp_path / "content")
     path = tmp_path / "content" / "detections" / SEED_SLUG / "detection.yml"
     text = path.read_text(encoding="utf-8")
-    path.write_text(text.replace("TargetFilename|startswith:", "TargetFilename|startwith:", 1), encoding="utf-8")
+    broken = text.replace("TargetFilename|startswith:", "TargetFilename|startwith:", 1)
+    path.write_text(broken, encoding="utf-8")
     before = list(TuningEntry.objects.values_list("uuid", "condition"))
 
     with pytest.raises(CommandError) as error:
@@ -517,14 +525,17 @@ def test_content_rejects_unknown_rule_id(seed_detection, tmp_path):
     text = path.read_text(encoding="utf-8")
     missing = "00000000-0000-4000-8000-000000000000"
     path.write_text(
-        text.replace("  branches:\n  - StagedCompressedFileCreation\n", f"  rules:\n  - {missing}\n", 1),
+        text.replace(
+            "  branches:\n  - StagedCompressedFileCreation\n", f"  rules:\n  - {missing}\n", 1
+        ),
         encoding="utf-8",
     )
 
     with pytest.raises(CommandError) as error:
         call_command("load_content", str(tmp_path / "content"), "--force", verbosity=0)
 
-    assert f"tuning[0].rules[0]: {missing} is not the id of any rule in sigma_rules" in str(error.value)
+    expected = f"tuning[0].rules[0]: {missing} is not the id of any rule in sigma_rules"
+    assert expected in str(error.value)
 
 
 def test_import_sigma_update_keeps_entries(seed_detection, tmp_path):
@@ -620,3 +631,18 @@ def test_admin_rejects_and_records_creator(seed_detection, admin_client, admin_u
     assert entry.created_by == admin_user
     assert entry.position == 6
     assert entry.spl == 'Image="*\\\\pip.exe"'
+
+
+def test_daily_task_rerenders_expired_entries(seed_detection):
+    from detections.tasks import validate_published
+
+    Render.objects.update(status=Render.Status.RENDERED)
+    seed_detection.tuning_entries.filter(owner="Observability").update(
+        expires=timezone.localdate()
+    )
+    dll_rule = seed_detection.sigma_rules.get(rule_id=DLL_RULE)
+
+    validate_published()
+
+    queued = Render.objects.filter(status=Render.Status.QUEUED)
+    assert set(queued.values_list("sigma_rule_id", flat=True)) == {dll_rule.pk}

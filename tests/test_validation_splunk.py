@@ -183,7 +183,9 @@ def test_splunk_macro_silences_false_positives(seed_detection, splunk):
         assert result.passed, result.name
         assert result.raw_matches >= 1, result.name
         assert result.matches == 0, result.name
-        tuned = next(d for d in result.details if d.get("name") == "Authored Splunk query with tuning")
+        tuned = next(
+            d for d in result.details if d.get("name") == "Authored Splunk query with tuning"
+        )
         assert tuned["matches"] == 0, result.name
         assert "| search NOT ((DetectionSource=" in tuned["text"]
 

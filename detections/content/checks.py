@@ -156,7 +156,10 @@ def tuning_problems(document: dict) -> Problems:
             if name not in branch_names:
                 known = ", ".join(sorted(branch_names)) or "none"
                 problems.append(
-                    (f"{where}.branches[{b_index}]", f"{name!r} is not a branch of the queries (branches: {known})")
+                    (
+                        f"{where}.branches[{b_index}]",
+                        f"{name!r} is not a branch of the queries (branches: {known})",
+                    )
                 )
     return problems
 

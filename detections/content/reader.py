@@ -319,7 +319,8 @@ def _check_unique(detections: list[DetectionFile], issues: list[ContentIssue]) -
     for detection in detections:
         keys = [("id", detection.document["id"]), ("slug", detection.document["slug"])]
         keys += [("Sigma rule id", sigma.parsed.rule_id) for sigma in detection.sigma_files]
-        keys += [("tuning entry id", entry["id"]) for entry in detection.document.get("tuning") or []]
+        entries = detection.document.get("tuning") or []
+        keys += [("tuning entry id", entry["id"]) for entry in entries]
         for kind, value in keys:
             other = seen.setdefault((kind, str(value)), detection.path)
             if other != detection.path:

@@ -131,7 +131,9 @@ def compile_rule(text: str, *, source: str, filters: list[dict] | None = None) -
             )
         queries.append("SELECT _event FROM logs WHERE " + output[len(SELECT_PREFIX):])
     fields = _read_fields(processed)
-    filter_only = frozenset(name for name in fields if name not in own_fields) if filters else frozenset()
+    filter_only = frozenset()
+    if filters:
+        filter_only = frozenset(name for name in fields if name not in own_fields)
     return CompiledRule(
         rule_id, rule.title, logsource, tuple(queries), fields - filter_only,
         optional_fields=filter_only,

@@ -280,6 +280,9 @@ def selection_rule(logsource: dict[str, str], condition: dict, *, rule_id: str, 
         "title": title,
         "id": rule_id,
         "logsource": dict(logsource),
-        "detection": {"tuning_condition": sorted_condition(condition), "condition": "tuning_condition"},
+        "detection": {
+            "tuning_condition": sorted_condition(condition),
+            "condition": "tuning_condition",
+        },
     }
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)

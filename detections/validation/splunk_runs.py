@@ -94,17 +94,23 @@ def splunk_execute(
 def _authored_searches(run: ValidationRun, plan: TuningPlan | None) -> list[AuthoredSearch]:
     queries = [query for query in run.detection.queries.all() if query.language.upper() == "SPL"]
     if plan is None:
-        return [AuthoredSearch(query, f"Authored {query.platform} query", query.text) for query in queries]
+        return [
+            AuthoredSearch(query, f"Authored {query.platform} query", query.text)
+            for query in queries
+        ]
     macro = detection_macro(run.detection, plan.entries)
     searches = []
     for query in queries:
         name = f"Authored {query.platform} query"
         searches.append(AuthoredSearch(query, f"{name} without tuning", query.text, raw=True))
-        searches.append(AuthoredSearch(query, f"{name} with tuning", tuned_spl(query, macro, expand=True)))
+        tuned = tuned_spl(query, macro, expand=True)
+        searches.append(AuthoredSearch(query, f"{name} with tuning", tuned))
     return searches
 
 
-def _rendered_queries(run: ValidationRun, plan: TuningPlan | None) -> list[tuple[str, str, str, str]]:
+def _rendered_queries(
+    run: ValidationRun, plan: TuningPlan | None
+) -> list[tuple[str, str, str, str]]:
     rendered = []
     filters = plan.filters if plan is not None else {}
     for rule in run.detection.sigma_rules.all():

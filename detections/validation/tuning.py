@@ -77,7 +77,7 @@ def tuning_plan(detection: Detection, today=None) -> TuningPlan | None:
 
 
 def _probe(detection: Detection, entry: TuningEntry, rule: SigmaRule) -> EntryProbe:
-    probe_id = str(uuid.uuid5(entry.uuid, str(rule.rule_id)))
+    probe_id = str(uuid.uuid5(uuid.UUID(str(entry.uuid)), str(rule.rule_id)))
     text = selection_rule(
         rule.logsource, entry.condition, rule_id=probe_id, title=f"tuning entry {entry.uuid}"
     )
