@@ -646,3 +646,17 @@ def test_daily_task_rerenders_expired_entries(seed_detection):
 
     queued = Render.objects.filter(status=Render.Status.QUEUED)
     assert set(queued.values_list("sigma_rule_id", flat=True)) == {dll_rule.pk}
+
+
+def test_command_reports_tuning_failure(seed_detection, capsys):
+    new_entry(
+        seed_detection, {"Image|endswith": "\\python.exe"}, branches=["PythonLibraryCompression"]
+    ).save()
+
+    with pytest.raises(SystemExit):
+        call_command("validate_detection", SEED_SLUG, "--inline")
+
+    output = capsys.readouterr().out
+    assert f"FAIL  {FIRST_ATTACK_TEST}  expect fires >= 1, matched 1 (2 before tuning)" in output
+    assert "of this attack test; narrow the entry's condition" in output
+    assert "pass  Scheduled Python ETL Job Writes Gzip Exports to ProgramData" in output

@@ -286,8 +286,8 @@ def embedded_outcome(
     tuned_outcome = tuned_result(plan, raw, tuned, probed)
     details = _embedded_details(raw, test)
     for detail in details:
-        tuned = tuned_outcome.tuned_by_rule.get(detail["rule_id"], set())
-        detail["tuned_matched_events"] = sorted(tuned)
+        tuned_events = tuned_outcome.tuned_by_rule.get(detail["rule_id"], set())
+        detail["tuned_matched_events"] = sorted(tuned_events)
     error = "\n".join(filter(None, [_embedded_error(raw), *tuned_outcome.errors]))
     return TestOutcome(
         test,
