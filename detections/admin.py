@@ -68,6 +68,30 @@ class SigmaRuleInline(admin.StackedInline):
     fields = [*readonly_fields, "yaml_text"]
 
 
+class TuningEntryInline(admin.StackedInline):
+    model = models.TuningEntry
+    extra = 0
+    fields = [
+        "uuid", "position", "condition", "rules", "branches", "reason", "owner", "expires",
+        "ticket", "enabled", "spl", "created_by", "created_at", "updated_at",
+    ]
+    readonly_fields = ["spl", "created_by", "created_at", "updated_at"]
+
+
+@admin.register(models.TuningEntry)
+class TuningEntryAdmin(admin.ModelAdmin):
+    list_display = ["uuid", "detection", "owner", "expires", "enabled", "ticket", "updated_at"]
+    list_filter = ["enabled", "owner"]
+    search_fields = ["uuid", "detection__slug", "owner", "ticket", "reason"]
+    readonly_fields = ["spl", "created_by", "created_at", "updated_at"]
+    autocomplete_fields = ["detection"]
+
+    def save_model(self, request, obj, form, change):
+        if not change and obj.created_by_id is None:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+
 @admin.register(models.Detection)
 class DetectionAdmin(RevisionedAdmin):
     list_display = ["title", "slug", "status", "sigma_status", "severity", "platform", "updated_at"]
@@ -76,7 +100,21 @@ class DetectionAdmin(RevisionedAdmin):
     readonly_fields = [
         "uuid", "origin", "sigma_status", "source_path", "source_hash", "loaded_fingerprint"
     ]
-    inlines = [MappingInline, DataSourceInline, FalsePositiveInline, SigmaRuleInline]
+    inlines = [
+        MappingInline, DataSourceInline, FalsePositiveInline, TuningEntryInline, SigmaRuleInline
+    ]
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is models.TuningEntry:
+            for entry in formset.save(commit=False):
+                if entry.created_by_id is None:
+                    entry.created_by = request.user
+                entry.save()
+            for entry in formset.deleted_objects:
+                entry.delete()
+            formset.save_m2m()
+            return
+        super().save_formset(request, form, formset, change)
 
 
 @admin.register(models.Tactic)

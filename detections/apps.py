@@ -6,6 +6,7 @@ class DetectionsConfig(AppConfig):
     verbose_name = "Detections"
 
     def ready(self) -> None:
+        from . import signals  # noqa: F401 - connects the receivers
         from .versioning import register_detection_models
 
         register_detection_models()

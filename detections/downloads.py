@@ -12,8 +12,10 @@ from pathlib import PurePosixPath
 
 from django.http import Http404, HttpResponse
 
+from .content.yamlio import dump_document
 from .models import Detection, Query, Render, SigmaRule
 from .pysigma.convert import RenderTarget, render_targets
+from .tuning import SigmaFilterFile, detection_macro, filter_files, tuned_spl
 
 SIGMA_CONTENT_TYPE = "application/yaml; charset=utf-8"
 SPL_CONTENT_TYPE = "text/plain; charset=utf-8"
@@ -119,14 +121,59 @@ def sigma_response(rule: SigmaRule) -> HttpResponse:
 
 
 def sigma_zip_bytes(detection: Detection) -> bytes:
-    """Build a ZIP holding every Sigma rule of the detection under its file name."""
+    """Build a ZIP holding every Sigma rule of the detection under its file name, and
+    the Sigma filters of its active tuning entries under filters/."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for rule in detection.sigma_rules.all():
-            info = zipfile.ZipInfo(f"{detection.slug}/{sigma_filename(rule)}", ZIP_TIMESTAMP)
+        members = [(sigma_filename(rule), rule.yaml_text) for rule in detection.sigma_rules.all()]
+        members += [(item.filename, filter_yaml(item)) for item in filter_files(detection)]
+        for name, text in members:
+            info = zipfile.ZipInfo(f"{detection.slug}/{name}", ZIP_TIMESTAMP)
             info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, rule.yaml_text.encode("utf-8"))
+            archive.writestr(info, text.encode("utf-8"))
     return buffer.getvalue()
+
+
+def filter_yaml(item: SigmaFilterFile) -> str:
+    """Return a tuning entry's Sigma filter as YAML, in the key order of the Sigma specification."""
+    return dump_document(item.document)
+
+
+def filter_response(detection: Detection, name: str) -> HttpResponse:
+    """Send the Sigma filter file `filters/<name>.yml` of an active entry, or raise Http404."""
+    for item in filter_files(detection):
+        if item.filename == f"filters/{name}.yml":
+            body = filter_yaml(item).encode("utf-8")
+            return _attachment(body, SIGMA_CONTENT_TYPE, f"{name}.yml")
+    raise Http404(f"No active tuning entry of {detection.slug} has the filter {name}.yml.")
+
+
+def macros_conf_text(detection: Detection) -> str:
+    """Return the detection's filter macro as a Splunk macros.conf file."""
+    macro = detection_macro(detection)
+    lines = [
+        f"# Filter macro of the detection {detection.slug}, from its active tuning entries.",
+        f"# The tuned SPL calls it as `{macro.name}` right after the fields it filters exist.",
+    ]
+    for entry, reason in macro.skipped:
+        lines.append(f"# Tuning entry {entry.uuid} is not in the macro: {reason}.")
+    return "\n".join(lines) + "\n" + macro.stanza
+
+
+def macros_response(detection: Detection) -> HttpResponse:
+    body = macros_conf_text(detection).encode("utf-8")
+    return _attachment(body, SPL_CONTENT_TYPE, f"{detection.slug}-macros.conf")
+
+
+def tuned_query_filename(query: Query) -> str:
+    stem = PurePosixPath(query_filename(query))
+    return f"{stem.stem}-tuned{stem.suffix}"
+
+
+def tuned_query_response(query: Query) -> HttpResponse:
+    """Send an authored SPL query with the detection's filter macro call applied."""
+    text = tuned_spl(query, detection_macro(query.detection))
+    return _attachment(text.encode("utf-8"), SPL_CONTENT_TYPE, tuned_query_filename(query))
 
 
 def sigma_zip_response(detection: Detection) -> HttpResponse:

@@ -5,8 +5,10 @@ import uuid
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 
 
 class AttackObject(models.Model):
@@ -397,6 +399,87 @@ class FalsePositive(models.Model):
         ordering = ["position"]
 
 
+class TuningEntry(models.Model):
+    """A local exclusion of a detection: the events it silences, why, and who owns it.
+
+    `condition` is a Sigma detection selection. It becomes a Sigma filter applied to
+    the detection's rules and a clause of the detection's Splunk filter macro. An entry
+    applies to the Sigma rules named in `rules` and to the rules of the branches named
+    in `branches`. With both empty, it applies to every rule of the detection.
+    """
+
+    detection = models.ForeignKey(
+        Detection, on_delete=models.CASCADE, related_name="tuning_entries"
+    )
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True)
+    # Left empty, save() puts a new entry after the detection's other entries.
+    position = models.PositiveSmallIntegerField(default=None, blank=True)
+    condition = models.JSONField(
+        help_text=(
+            'Sigma selection of the events to exclude, e.g. {"Image|endswith": "\\\\pip.exe"}.'
+        )
+    )
+    rules = models.JSONField(
+        default=list, blank=True, help_text="Ids of the Sigma rules the entry is limited to."
+    )
+    branches = models.JSONField(
+        default=list, blank=True, help_text="Names of the query branches the entry is limited to."
+    )
+    reason = models.TextField(help_text="Why the events are benign, Markdown.")
+    owner = models.CharField(max_length=200, help_text="Team or person who owns the entry.")
+    expires = models.DateField(
+        null=True, blank=True, help_text="From this day on the entry no longer applies."
+    )
+    ticket = models.CharField(
+        max_length=300, blank=True, help_text="Change reference, such as a URL or SOC-1234."
+    )
+    enabled = models.BooleanField(default=True)
+    # The condition as a Splunk search expression, set by clean() with pySigma.
+    spl = models.TextField(blank=True, editable=False)
+    created_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["position", "pk"]
+        verbose_name_plural = "tuning entries"
+
+    def __str__(self) -> str:
+        return f"tuning entry {self.uuid} of {self.detection_id}"
+
+    def is_expired(self, today=None) -> bool:
+        today = today or timezone.localdate()
+        return self.expires is not None and self.expires <= today
+
+    def is_active(self, today=None) -> bool:
+        """Return whether the entry takes effect: enabled and not expired."""
+        return self.enabled and not self.is_expired(today)
+
+    def clean(self) -> None:
+        from .pysigma.tuning import splunk_expression
+        from .tuning import entry_problems
+
+        problems = entry_problems(self)
+        if problems:
+            raise ValidationError(problems)
+        self.spl = splunk_expression(self.condition)
+
+    def save(self, *args, **kwargs) -> None:
+        """Validate the condition and its rule and branch names with pySigma, then save.
+
+        Raises ValidationError and writes nothing when the entry is invalid.
+        """
+        self.clean()
+        if self.position is None:
+            last = TuningEntry.objects.filter(detection_id=self.detection_id).aggregate(
+                last=models.Max("position")
+            )["last"]
+            self.position = 0 if last is None else last + 1
+        super().save(*args, **kwargs)
+
+
 class DetectionTest(models.Model):
     """A test of a detection in the Atomic Red Team style, with its expected outcome."""
 
@@ -579,6 +662,12 @@ class TestResult(models.Model):
     matched_events = models.JSONField(default=list, blank=True)
     # Per query: name, rule id or branch, matched event positions or row count, errors.
     details = models.JSONField(default=list, blank=True)
+    # The matches before tuning entries were applied; `matches` counts those after.
+    raw_matches = models.PositiveIntegerField(default=0)
+    raw_matched_events = models.JSONField(default=list, blank=True)
+    # Per tuning entry that applied: its uuid, owner, the matched events it suppressed
+    # and, for an attack test, the failure it caused.
+    tuning = models.JSONField(default=list, blank=True)
     passed = models.BooleanField(default=False)
     error = models.TextField(blank=True)
 

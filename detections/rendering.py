@@ -18,6 +18,7 @@ from django.db.models import DateTimeField, F, JSONField, Q
 from django.utils import timezone
 
 from .models import Render, SigmaRule
+from .tuning import filters_by_rule
 from .pysigma.convert import (
     LoadedRule,
     RenderTarget,
@@ -31,19 +32,29 @@ from .pysigma.convert import (
 logger = logging.getLogger(__name__)
 
 
-def render_input_hash(rule_text: str, target: RenderTarget, versions: dict[str, str]) -> str:
-    """Hash everything a render's output depends on: rule text, target definition, versions."""
-    material = json.dumps(
-        {
-            "rule": rule_text,
-            "target": target.key,
-            "backend": target.backend,
-            "pipelines": list(target.pipelines),
-            "format": target.output_format,
-            "versions": versions,
-        },
-        sort_keys=True,
-    )
+def render_input_hash(
+    rule_text: str,
+    target: RenderTarget,
+    versions: dict[str, str],
+    filters: list[dict] | None = None,
+) -> str:
+    """Hash everything a render's output depends on: rule text, tuning filters, target
+    definition, versions.
+
+    The filters count only when there are some, so rules without tuning entries keep
+    the hashes they had before tuning entries existed and are not rendered again.
+    """
+    material_fields = {
+        "rule": rule_text,
+        "target": target.key,
+        "backend": target.backend,
+        "pipelines": list(target.pipelines),
+        "format": target.output_format,
+        "versions": versions,
+    }
+    if filters:
+        material_fields["filters"] = filters
+    material = json.dumps(material_fields, sort_keys=True, default=str)
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
@@ -65,15 +76,18 @@ def renders_schedule(
     changed: list[Render] = []
     with transaction.atomic():
         for start in range(0, len(ids), SCHEDULE_CHUNK):
-            rules = (
+            rules = list(
                 SigmaRule.objects.filter(pk__in=ids[start : start + SCHEDULE_CHUNK])
-                .only("pk", "yaml_text")
+                .only("pk", "yaml_text", "rule_id", "detection_id")
                 .prefetch_related("renders")
             )
+            filters = filters_by_rule(rules)
             for rule in rules:
                 existing = {render.target: render for render in rule.renders.all()}
                 for target in selected.values():
-                    render = _render_prepare(rule, target, existing.get(target.key), force)
+                    render = _render_prepare(
+                        rule, target, existing.get(target.key), force, filters.get(rule.pk)
+                    )
                     if render is not None:
                         changed.append(render)
         _renders_save(changed)
@@ -167,7 +181,11 @@ def _renders_insert(renders: list[Render]) -> None:
 
 
 def _render_prepare(
-    rule: SigmaRule, target: RenderTarget, render: Render | None, force: bool
+    rule: SigmaRule,
+    target: RenderTarget,
+    render: Render | None,
+    force: bool,
+    filters: list[dict] | None = None,
 ) -> Render | None:
     """Return the render set up to be queued or marked unavailable, or None if unchanged."""
     render = render or Render(sigma_rule=rule, target=target.key)
@@ -175,7 +193,7 @@ def _render_prepare(
         versions = target_versions(target)
     except TargetUnavailable as exc:
         return _mark_unavailable(render, target, str(exc))
-    input_hash = render_input_hash(rule.yaml_text, target, versions)
+    input_hash = render_input_hash(rule.yaml_text, target, versions, filters)
     if render.pk and render.input_hash == input_hash and not force:
         return None
     render.status = Render.Status.QUEUED
@@ -344,11 +362,14 @@ def _render_one(
 
 
 def _load(rule_pk: int) -> LoadedRule | str:
-    text = SigmaRule.objects.filter(pk=rule_pk).values_list("yaml_text", flat=True).first()
-    if text is None:
+    """Load a rule with the filters of its detection's active tuning entries applied."""
+    fields = ("pk", "yaml_text", "rule_id", "detection_id")
+    rule = SigmaRule.objects.filter(pk=rule_pk).only(*fields).first()
+    if rule is None:
         return "The Sigma rule was deleted."
+    filters = filters_by_rule([rule]).get(rule.pk)
     try:
-        return load_rule(text)
+        return load_rule(rule.yaml_text, filters)
     except ValueError as exc:
         return f"The Sigma rule cannot be parsed: {exc}"
 

@@ -58,6 +58,7 @@ def detection_queryset_for(user, *, full: bool = False) -> QuerySet[Detection]:
                 ),
             ),
             "tests__telemetry",
+            "tuning_entries",
             "related",
             "other_platforms",
         )

@@ -58,9 +58,19 @@ def validate_run(self, run_id: int) -> None:
 
 @shared_task(name="detections.validate_published")
 def validate_published() -> int:
-    """Queue a run for every published detection that has tests; return how many."""
-    from .models import Detection, DetectionTest, ValidationRun
+    """Queue a run for every published detection that has tests; return how many.
+
+    Also schedules the renders of every detection with tuning entries, because an
+    entry that expired since the last render must drop out of the rendered queries.
+    Renders whose filters did not change stay as they are.
+    """
+    from .models import Detection, DetectionTest, SigmaRule, ValidationRun
     from .validation.runs import validation_request
+
+    tuned_rules = SigmaRule.objects.filter(
+        detection__tuning_entries__isnull=False, kind=SigmaRule.Kind.RULE
+    ).values_list("pk", flat=True).distinct()
+    rendering.renders_schedule(rule_ids=list(tuned_rules))
 
     # Only authored tests run; see validation.runs._execute.
     detections = Detection.objects.filter(

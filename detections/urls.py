@@ -47,6 +47,17 @@ urlpatterns = [
         name="query_download",
     ),
     path(
+        "detections/<slug:slug>/queries/<int:position>-tuned.<str:ext>",
+        views.tuned_query_download,
+        name="tuned_query_download",
+    ),
+    path("detections/<slug:slug>/macros.conf", views.macros_download, name="macros_download"),
+    path(
+        "detections/<slug:slug>/filters/<str:name>.yml",
+        views.filter_download,
+        name="filter_download",
+    ),
+    path(
         "detections/<slug:slug>/sigma/<uuid:rule_id>.yml",
         views.sigma_download,
         name="sigma_download",

@@ -23,10 +23,12 @@ from .models import (
     Query,
     Render,
     SigmaRule,
+    TuningEntry,
 )
 from .permissions import can_view_unpublished
 from .pysigma.convert import RenderTarget, render_targets
 from .selectors import DATA_SOURCES_PREFETCH, MAPPINGS_PREFETCH, visible_detections
+from .tuning_page import tuning_context
 from .validation.runs import latest_runs
 from .workflow import workflow_actions
 
@@ -151,6 +153,7 @@ def detection_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "can_edit": permissions.can_edit(request.user),
         "workflow_actions": workflow_actions(request.user, detection),
         "transition_url": reverse("detections:transition", args=[detection.slug]),
+        "tuning": tuning_context(detection),
         "tests": tests,
         "latest_run": latest_run,
         "render_tabs": tabs,
@@ -185,6 +188,29 @@ def query_download(request: HttpRequest, slug: str, position: int, ext: str) -> 
         raise Http404(f"Query {position} is available as .{query.file_extension}, not .{ext}.")
     query.detection = detection
     return downloads.query_response(query)
+
+
+@require_safe
+def tuned_query_download(request: HttpRequest, slug: str, position: int, ext: str) -> HttpResponse:
+    """Send an authored SPL query with the detection's filter macro call applied."""
+    detection = get_object_or_404(visible_detections(request.user), slug=slug)
+    query = get_object_or_404(Query, detection=detection, position=position, language__iexact="spl")
+    if ext != query.file_extension:
+        raise Http404(f"Query {position} is available as .{query.file_extension}, not .{ext}.")
+    query.detection = detection
+    return downloads.tuned_query_response(query)
+
+
+@require_safe
+def macros_download(request: HttpRequest, slug: str) -> HttpResponse:
+    detection = get_object_or_404(visible_detections(request.user), slug=slug)
+    return downloads.macros_response(detection)
+
+
+@require_safe
+def filter_download(request: HttpRequest, slug: str, name: str) -> HttpResponse:
+    detection = get_object_or_404(visible_detections(request.user), slug=slug)
+    return downloads.filter_response(detection, name)
 
 
 @require_safe
@@ -243,4 +269,6 @@ def _detail_queryset(user) -> QuerySet[Detection]:
         ),
         "false_positives",
         Prefetch("tests", queryset=DetectionTest.objects.prefetch_related("telemetry")),
+        Prefetch("tuning_entries", queryset=TuningEntry.objects.select_related("created_by")),
     )
+

@@ -268,10 +268,16 @@ def test_sigma_zip_download(detail, client):
     response = client.get(detail["sigma_zip_url"])
     archive = zipfile.ZipFile(io.BytesIO(response.content))
     expected = {f"{SEED_SLUG}/{rule['filename']}": rule["yaml"] for rule in detail["sigma_rules"]}
+    filters = {
+        f"{SEED_SLUG}/filters/tuning-{entry['id']}.yml" for entry in detail["tuning_entries"]
+    }
+    files = {name: archive.read(name).decode() for name in archive.namelist()}
 
     assert response["Content-Type"] == "application/zip"
     assert response["Content-Disposition"] == f'attachment; filename="{SEED_SLUG}-sigma.zip"'
-    assert {name: archive.read(name).decode() for name in archive.namelist()} == expected
+    assert {name: text for name, text in files.items() if name in expected} == expected
+    assert set(files) - set(expected) == filters
+    assert len(filters) == 6
 
 
 def test_openapi_schema(client, db):

@@ -160,3 +160,21 @@ def test_validation_started_from_detail_page(
     expect(page.get_by_test_id("validation-badge")).to_have_text("failing 15/16")
     page.goto(live_server.url + seed_detection.get_absolute_url() + "#tests")
     expect(page.get_by_test_id("test-last-result").first).to_contain_text("2 of 5 recorded events matched")
+
+
+def test_tuning_table_and_macro_download(page, transactional_db, live_server, seed_detection):
+    from detections.downloads import macros_conf_text
+
+    page.goto(live_server.url + seed_detection.get_absolute_url())
+
+    rows = page.get_by_test_id("tuning-row")
+    expect(rows).to_have_count(6)
+    expect(rows.first).to_contain_text('User is "CORP\\svc_etl"')
+    expect(page.get_by_test_id("tuned-query-code-0")).to_contain_text(
+        "`detect_archive_via_library_in_splunk_filter`"
+    )
+    with page.expect_download() as download_info:
+        page.get_by_test_id("download-macros").click()
+    download = download_info.value
+    assert download.suggested_filename == "archive-via-library-splunk-macros.conf"
+    assert Path(download.path()).read_text(encoding="utf-8") == macros_conf_text(seed_detection)

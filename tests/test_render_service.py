@@ -14,6 +14,7 @@ from django.utils import timezone
 from detections import rendering
 from detections.models import Render, SigmaRule
 from detections.pysigma.convert import render_targets, target_versions
+from detections.tuning import filters_by_rule
 from detections.rendering import (
     render_input_hash,
     renders_enqueue,
@@ -296,7 +297,7 @@ def test_run_backend_exception_fails_render(rules, settings, output_format, expe
 
 
 def test_run_unexpected_error_fails_render(rules, fast_targets, monkeypatch):
-    def load_rule_broken(text):
+    def load_rule_broken(text, filters=None):
         raise RuntimeError("the YAML parser ran out of memory")
 
     monkeypatch.setattr(rendering, "load_rule", load_rule_broken)
@@ -347,7 +348,10 @@ def test_run_stores_query_and_provenance(rules, fast_targets):
     assert render.versions == target_versions(splunk)
     assert render.pipelines == ["sysmon_pipeline", "splunk_windows_pipeline"]
     assert render.output_format == "default"
-    assert render.input_hash == render_input_hash(rule.yaml_text, splunk, render.versions)
+    # The shipped detection's tuning entries filter this rule, so they are hashed too.
+    filters = filters_by_rule([rule])[rule.pk]
+    assert render.input_hash == render_input_hash(rule.yaml_text, splunk, render.versions, filters)
+    assert 'NOT (Image="C:\\\\opt\\\\fluent\\\\bin\\\\ruby.exe"' in render.query
     assert len(render.input_hash) == 64
     assert render.duration_ms > 0
     assert render.attempts == 1
@@ -482,8 +486,10 @@ def test_load_content_dead_broker_keeps_renders(
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
             call_command("load_content", str(CONTENT_DIR), verbosity=0)
 
-    # One callback sends the renders, one the validation run of the detection's tests.
-    assert len(callbacks) == 2
+    # One callback sends the renders, one the validation run of the detection's tests,
+    # and one schedules the renders again after the tuning entries were saved, which
+    # finds their input unchanged.
+    assert len(callbacks) == 3
     expected = SigmaRule.objects.count() * len(render_targets())
     assert Render.objects.count() == expected
     statuses = set(Render.objects.values_list("status", flat=True))

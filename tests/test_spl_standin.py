@@ -906,3 +906,29 @@ def test_shipped_query_detections():
     assert rows[0]["Artifact"].endswith("stage_df00.zlib")
     assert rows[0]["CmdLine"] == ""
     assert rows[1]["Artifact"] == "C:\\Tools\\zlib1.dll"
+
+
+# Tuning filter macros, expanded in place
+
+
+def test_expanded_filter_macro_exact_values():
+    from detections.pysigma.tuning import splunk_expression
+
+    condition = {
+        "Image|endswith": "\\pip.exe",
+        "User": "CORP\\svc_build",
+        "CommandLine|contains": 'a "b"',
+    }
+    expression = splunk_expression(condition)
+    query = f'index=main | eval Kind="x" | search NOT ((Kind="x" {expression})) | table id'
+    suppressed = {
+        "id": 1,
+        "Image": "C:\\Py\\Scripts\\PIP.EXE",
+        "User": "corp\\svc_build",
+        "CommandLine": 'pip a "b" c',
+    }
+    other_user = suppressed | {"id": 2, "User": "CORP\\alice"}
+    literal_star = suppressed | {"id": 3, "Image": "C:\\Py\\pip*exe"}
+    no_command_line = {"id": 4, "Image": "C:\\Py\\pip.exe", "User": "CORP\\svc_build"}
+
+    assert matched(query, suppressed, other_user, literal_star, no_command_line) == {2, 3, 4}

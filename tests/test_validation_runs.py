@@ -170,9 +170,11 @@ def test_validate_json_passes(bare_detection, tmp_path, capsys):
     assert report["passed"] is True
     assert report["tests"] == [
         {"name": "attack.ndjson", "expect": "fires", "min_matches": 1, "matches": 1,
-         "passed": True, "error": None, "known_false_positive": False},
+         "passed": True, "error": None, "known_false_positive": False,
+         "raw_matches": 1, "tuning": []},
         {"name": "benign.ndjson", "expect": "silent", "min_matches": 1, "matches": 0,
-         "passed": True, "error": None, "known_false_positive": False},
+         "passed": True, "error": None, "known_false_positive": False,
+         "raw_matches": 0, "tuning": []},
     ]
 
 

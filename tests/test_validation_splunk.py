@@ -85,7 +85,10 @@ def test_splunk_rendered_queries_recorded(seed_detection, splunk):
     rendered = [query for query in run.queries if query.get("rule_id")]
     assert len(rendered) == 5
     assert all(query["language"] == "spl" for query in rendered)
-    assert run.queries[0]["name"] == "Authored Splunk query"
+    # The shipped tuning entries make the authored query run raw and tuned.
+    assert run.queries[0]["name"] == "Authored Splunk query without tuning"
+    assert run.queries[1]["name"] == "Authored Splunk query with tuning"
+    assert "| search NOT ((DetectionSource=" in run.queries[1]["text"]
 
 
 def test_splunk_rendered_source_differs(seed_detection, splunk):
@@ -169,3 +172,39 @@ def test_validate_command_splunk_json(seed_detection, splunk, capsys):
     tests = output["detections"][0]["tests"]
     assert len(tests) == 16
     assert tests[0]["matches"] == 2
+
+
+def test_splunk_macro_silences_false_positives(seed_detection, splunk):
+    run = run_on_splunk(seed_detection)
+
+    noisy = list(run.results.filter(known_false_positive=True))
+    assert len(noisy) == 5
+    for result in noisy:
+        assert result.passed, result.name
+        assert result.raw_matches >= 1, result.name
+        assert result.matches == 0, result.name
+        tuned = next(
+            d for d in result.details if d.get("name") == "Authored Splunk query with tuning"
+        )
+        assert tuned["matches"] == 0, result.name
+        assert "| search NOT ((DetectionSource=" in tuned["text"]
+
+
+def test_splunk_entry_silencing_attack_fails(seed_detection, splunk):
+    from detections.models import TuningEntry
+
+    TuningEntry(
+        detection=seed_detection,
+        condition={"Image|endswith": "\\python.exe"},
+        branches=["PythonLibraryCompression", "StagedCompressedFileCreation"],
+        reason="Too broad on purpose.",
+        owner="SOC Tuning",
+    ).save()
+
+    run = run_on_splunk(seed_detection)
+
+    result = run.results.get(position=0)
+    assert result.raw_matches == 2
+    assert result.matches == 0
+    assert result.passed is False
+    assert any("of this attack test" in row.get("problem", "") for row in result.tuning)

@@ -493,7 +493,9 @@ def test_sigma_zip_contains_every_rule(client, seed_detection):
     response = client.get(zip_download_url(seed_detection))
     archive = zipfile.ZipFile(io.BytesIO(response.content))
     names = archive.namelist()
-    assert len(names) == 5
+    # Five rules and the Sigma filters of the six shipped tuning entries.
+    assert len(names) == 11
+    assert len([name for name in names if "/filters/tuning-" in name]) == 6
     assert all(name.endswith(".yml") for name in names)
     for rule in seed_detection.sigma_rules.all():
         member = f"{seed_detection.slug}/{Path(rule.filename).name}"

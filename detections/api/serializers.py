@@ -1,6 +1,7 @@
 """Read serializers for the detection API: every stored fact, nested."""
 
 from functools import cached_property
+from pathlib import PurePosixPath
 
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import Count
@@ -23,10 +24,12 @@ from detections.models import (
     Tactic,
     Technique,
     TestResult,
+    TuningEntry,
     ValidationRun,
 )
 from detections.pysigma.convert import RenderTarget
 from detections.selectors import visible_detections
+from detections.tuning import condition_lines, detection_macro, filter_files, tuned_spl
 from playbooks.api.links import PlaybookLinkSerializer
 from playbooks.selectors import visible_playbooks
 
@@ -94,6 +97,8 @@ class QuerySerializer(serializers.ModelSerializer):
     branches = BranchSerializer(many=True)
     filename = serializers.SerializerMethodField()
     download_url = serializers.SerializerMethodField()
+    tuned_text = serializers.SerializerMethodField()
+    tuned_download_url = serializers.SerializerMethodField()
 
     class Meta:
         model = Query
@@ -107,7 +112,26 @@ class QuerySerializer(serializers.ModelSerializer):
             "branches",
             "filename",
             "download_url",
+            "tuned_text",
+            "tuned_download_url",
         ]
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_tuned_text(self, query: Query) -> str | None:
+        """The SPL with the detection's filter macro call, or null for other languages."""
+        if query.language.upper() != "SPL":
+            return None
+        return tuned_spl(query, detection_macro(query.detection))
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_tuned_download_url(self, query: Query) -> str | None:
+        if query.language.upper() != "SPL":
+            return None
+        return reverse(
+            "api:detection-tuned-query-download",
+            kwargs={"slug": query.detection.slug, "position": query.position},
+            request=self.context.get("request"),
+        )
 
     def get_filename(self, query: Query) -> str:
         return query_filename(query)
@@ -238,6 +262,9 @@ class TestResultSerializer(serializers.ModelSerializer):
             "event_count",
             "matches",
             "matched_events",
+            "raw_matches",
+            "raw_matched_events",
+            "tuning",
             "passed",
             "error",
             "details",
@@ -419,6 +446,81 @@ class RendersSummarySerializer(serializers.Serializer):
     total = serializers.IntegerField()
 
 
+class TuningEntrySerializer(serializers.ModelSerializer):
+    """A tuning entry: the events it excludes, why, who owns it and whether it applies."""
+
+    id = serializers.UUIDField(source="uuid")
+    condition = serializers.JSONField(
+        help_text="Sigma detection selection: `Field|modifier` to a value or a list of values."
+    )
+    condition_text = serializers.SerializerMethodField(
+        help_text="The condition in words, one field per line."
+    )
+    spl = serializers.CharField(help_text="The condition as a Splunk search expression.")
+    expired = serializers.SerializerMethodField()
+    active = serializers.SerializerMethodField(help_text="Enabled and not expired.")
+    created_by = serializers.SlugRelatedField(read_only=True, slug_field="username")
+    filter_urls = serializers.SerializerMethodField(
+        help_text="Downloads of the Sigma filters made from the entry, while it is active."
+    )
+
+    class Meta:
+        model = TuningEntry
+        fields = [
+            "id",
+            "condition",
+            "condition_text",
+            "spl",
+            "rules",
+            "branches",
+            "reason",
+            "owner",
+            "expires",
+            "expired",
+            "active",
+            "ticket",
+            "enabled",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "filter_urls",
+        ]
+
+    def get_condition_text(self, entry: TuningEntry) -> str:
+        return "\n".join(condition_lines(entry.condition))
+
+    def get_expired(self, entry: TuningEntry) -> bool:
+        return entry.is_expired()
+
+    def get_active(self, entry: TuningEntry) -> bool:
+        return entry.is_active()
+
+    @extend_schema_field(serializers.ListField(child=serializers.URLField()))
+    def get_filter_urls(self, entry: TuningEntry) -> list[str]:
+        files = self.context.get("filter_files", {}).get(entry.pk, [])
+        return [
+            reverse(
+                "api:detection-filter-download",
+                kwargs={"slug": entry.detection.slug, "name": PurePosixPath(name).stem},
+                request=self.context.get("request"),
+            )
+            for name in files
+        ]
+
+
+class TuningMacroSerializer(serializers.Serializer):
+    """The detection's Splunk filter macro, built from its active tuning entries."""
+
+    name = serializers.CharField()
+    definition = serializers.CharField()
+    stanza = serializers.CharField(help_text="The macro as a macros.conf stanza.")
+    skipped = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Active entries that the authored SPL cannot apply, with the reason.",
+    )
+    download_url = serializers.URLField()
+
+
 class DetectionSerializer(DetectionListSerializer):
     attack = AttackMappingSerializer(source="mappings", many=True)
     data_sources = DataSourceSerializer(many=True)
@@ -437,6 +539,8 @@ class DetectionSerializer(DetectionListSerializer):
     playbooks = serializers.SerializerMethodField(
         help_text="Response playbooks for the detection that the caller may read."
     )
+    tuning_entries = serializers.SerializerMethodField()
+    tuning_macro = serializers.SerializerMethodField()
 
     class Meta(DetectionListSerializer.Meta):
         fields = DetectionListSerializer.Meta.fields + [
@@ -460,11 +564,39 @@ class DetectionSerializer(DetectionListSerializer):
             "queries_url",
             "false_positives",
             "tuning_notes",
+            "tuning_entries",
+            "tuning_macro",
             "tests",
             "related",
             "other_platforms",
             "playbooks",
         ]
+
+    @extend_schema_field(TuningEntrySerializer(many=True))
+    def get_tuning_entries(self, detection: Detection) -> list[dict]:
+        files: dict[int, list[str]] = {}
+        for item in filter_files(detection):
+            files.setdefault(item.entry.pk, []).append(item.filename)
+        context = self.context | {"filter_files": files}
+        entries = list(detection.tuning_entries.all())
+        for entry in entries:
+            entry.detection = detection
+        return TuningEntrySerializer(entries, many=True, context=context).data
+
+    @extend_schema_field(TuningMacroSerializer)
+    def get_tuning_macro(self, detection: Detection) -> dict:
+        macro = detection_macro(detection)
+        return {
+            "name": macro.name,
+            "definition": macro.definition,
+            "stanza": macro.stanza,
+            "skipped": [f"{entry.uuid}: {reason}" for entry, reason in macro.skipped],
+            "download_url": reverse(
+                "api:detection-macros-download",
+                kwargs={"slug": detection.slug},
+                request=self.context.get("request"),
+            ),
+        }
 
     @extend_schema_field(DetectionLinkSerializer(many=True))
     def get_related(self, detection: Detection) -> list[dict]:

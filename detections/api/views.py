@@ -186,6 +186,38 @@ class DetectionViewSet(DetectionEditMixin, VersionedMixin, viewsets.ReadOnlyMode
             raise Http404("This detection has no SPL query.")
         return downloads.query_response(query)
 
+    @extend_schema(responses={200: FILE_RESPONSE})
+    @action(
+        detail=True,
+        url_path=r"download/query/(?P<position>\d+)/tuned",
+        url_name="tuned-query-download",
+    )
+    def tuned_query_download(self, request, slug=None, position=None) -> HttpResponse:
+        """Download an authored SPL query with the detection's filter macro call applied."""
+        detection = self.get_object()
+        query = get_object_or_404(detection.queries, position=int(position), language__iexact="spl")
+        query.detection = detection
+        return downloads.tuned_query_response(query)
+
+    @extend_schema(responses={200: FILE_RESPONSE})
+    @action(detail=True, url_path="download/macros.conf", url_name="macros-download")
+    def macros_download(self, request, slug=None) -> HttpResponse:
+        """Download the detection's filter macro as a Splunk macros.conf stanza."""
+        return downloads.macros_response(self.get_object())
+
+    @extend_schema(
+        parameters=[OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH)],
+        responses={200: FILE_RESPONSE},
+    )
+    @action(
+        detail=True,
+        url_path=r"download/filters/(?P<name>tuning-[0-9a-f-]{36}(?:-[0-9]+)?)",
+        url_name="filter-download",
+    )
+    def filter_download(self, request, slug=None, name=None) -> HttpResponse:
+        """Download the Sigma filter of an active tuning entry as a `.yml` file."""
+        return downloads.filter_response(self.get_object(), name)
+
     @extend_schema(
         parameters=[OpenApiParameter("rule_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
         responses={200: FILE_RESPONSE},

@@ -127,6 +127,40 @@ def detection_problems(document: dict, folder_name: str) -> Problems:
             if other == slug:
                 problems.append((f"{key}[{index}]", "a detection cannot link to itself"))
     problems += _sigma_path_problems(document.get("sigma_rules") or [])
+    problems += tuning_problems(document)
+    return problems
+
+
+def tuning_problems(document: dict) -> Problems:
+    """Check each tuning entry's condition with pySigma, its branch names and repeated ids.
+
+    Rule ids are checked by the reader, which has parsed the Sigma files.
+    """
+    from detections.pysigma.tuning import condition_problems
+
+    problems = []
+    branch_names = {
+        branch["name"]
+        for query in document.get("queries") or []
+        for branch in query.get("branches") or []
+    }
+    first_index: dict[str, int] = {}
+    for index, entry in enumerate(document.get("tuning") or []):
+        where = f"tuning[{index}]"
+        first = first_index.setdefault(entry["id"], index)
+        if first != index:
+            problems.append((f"{where}.id", f"{entry['id']} is also the id of tuning[{first}]"))
+        for problem in condition_problems(entry["condition"]):
+            problems.append((f"{where}.condition", problem))
+        for b_index, name in enumerate(entry.get("branches") or []):
+            if name not in branch_names:
+                known = ", ".join(sorted(branch_names)) or "none"
+                problems.append(
+                    (
+                        f"{where}.branches[{b_index}]",
+                        f"{name!r} is not a branch of the queries (branches: {known})",
+                    )
+                )
     return problems
 
 

@@ -45,6 +45,7 @@ TELEMETRY_DEFAULTS = {
 BRANCH_DEFAULTS = {"description": "", "sigma_rule": None} | {
     name: [] for name in DetectionBranch.LIST_FIELDS
 }
+TUNING_DEFAULTS = {"rules": [], "branches": [], "expires": None, "ticket": "", "enabled": True}
 QUERY_DEFAULTS = {
     "required_sourcetypes": [],
     "output_fields": [],
@@ -82,6 +83,7 @@ def detection_document(detection: Detection) -> dict:
         "sigma_rules": [rule.filename for rule in detection.sigma_rules.all()],
         "false_positives": [item.description for item in detection.false_positives.all()],
         "tuning_notes": detection.tuning_notes,
+        "tuning": [_tuning_entry(entry) for entry in detection.tuning_entries.all()],
         "tests": [_test_entry(test) for test in authored_tests(detection)],
         "related": sorted(other.slug for other in detection.related.all()),
         "other_platforms": sorted(other.slug for other in detection.other_platforms.all()),
@@ -194,6 +196,21 @@ def _branch_entry(branch: DetectionBranch) -> dict:
     }
     entry.update({name: getattr(branch, name) for name in DetectionBranch.LIST_FIELDS})
     return _without_defaults(entry, BRANCH_DEFAULTS)
+
+
+def _tuning_entry(entry) -> dict:
+    result = {
+        "id": str(entry.uuid),
+        "condition": _sorted_keys(entry.condition),
+        "rules": entry.rules,
+        "branches": entry.branches,
+        "reason": entry.reason,
+        "owner": entry.owner,
+        "expires": entry.expires,
+        "ticket": entry.ticket,
+        "enabled": entry.enabled,
+    }
+    return _without_defaults(result, TUNING_DEFAULTS)
 
 
 def _test_entry(test) -> dict:

@@ -37,6 +37,7 @@ def content_export(*, root: Path) -> list[Path]:
         "sigma_rules",
         "false_positives",
         "tests__telemetry",
+        "tuning_entries",
         "related",
         "other_platforms",
     )

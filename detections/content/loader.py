@@ -4,6 +4,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from detections.models import (
@@ -19,6 +20,7 @@ from detections.models import (
     SigmaRule,
     Tactic,
     Technique,
+    TuningEntry,
 )
 from detections.editing import revision_record
 from detections.rendering import renders_schedule
@@ -26,7 +28,7 @@ from playbooks.content.loader import PlaybookLoadReport, playbooks_load
 from playbooks.content.reader import read_playbooks
 
 from .documents import detection_fingerprint
-from .reader import DetectionFile, read_content
+from .reader import ContentError, ContentIssue, DetectionFile, read_content
 from .references import check_references
 
 logger = logging.getLogger(__name__)
@@ -170,6 +172,7 @@ def _detection_write(detection: Detection, item: DetectionFile) -> None:
     _mappings_write(detection, document)
     _queries_write(detection, document, rules)
     _tests_write(detection, document)
+    _tuning_write(detection, document, item.path)
     FalsePositive.objects.bulk_create(
         FalsePositive(detection=detection, position=index, description=text)
         for index, text in enumerate(document.get("false_positives") or [])
@@ -281,6 +284,46 @@ def _tests_write(detection: Detection, document: dict) -> None:
             )
             for t_index, signal in enumerate(entry.get("telemetry") or [])
         )
+
+
+def _tuning_write(detection: Detection, document: dict, path: str) -> None:
+    """Update the detection's tuning entries in place, keyed by id, and delete the rest.
+
+    Rows are kept rather than replaced so that `created_by` and `created_at` survive a
+    reload. Each save checks the entry with pySigma again, now against the stored rules.
+    """
+    entries = document.get("tuning") or []
+    ids = [entry["id"] for entry in entries]
+    detection.tuning_entries.exclude(uuid__in=ids).delete()
+    for index, entry in enumerate(entries):
+        row = TuningEntry.objects.filter(uuid=entry["id"]).first()
+        if row is not None and row.detection_id != detection.pk:
+            raise ContentError(
+                [
+                    ContentIssue(
+                        path,
+                        f"tuning[{index}].id",
+                        f"{entry['id']} is the id of a tuning entry of detection "
+                        f"{row.detection.slug}; give this entry its own id",
+                    )
+                ]
+            )
+        row = row or TuningEntry(uuid=entry["id"], detection=detection)
+        row.position = index
+        row.condition = entry["condition"]
+        row.rules = entry.get("rules") or []
+        row.branches = entry.get("branches") or []
+        row.reason = entry["reason"]
+        row.owner = entry["owner"]
+        row.expires = entry.get("expires")
+        row.ticket = entry.get("ticket") or ""
+        row.enabled = entry.get("enabled", True)
+        try:
+            row.save()
+        except ValidationError as exc:
+            raise ContentError(
+                [ContentIssue(path, f"tuning[{index}]", message) for message in exc.messages]
+            ) from exc
 
 
 def _links_set(detection: Detection, item: DetectionFile) -> None:

@@ -198,6 +198,7 @@ def _read_sigma_files(
         digest.update(sigma.text.encode("utf-8"))
     detection.source_hash = digest.hexdigest()
     _check_branch_rules(detection, issues)
+    _check_tuning_rules(detection, issues)
 
 
 def _read_sigma(
@@ -299,11 +300,27 @@ def _check_branch_rules(detection: DetectionFile, issues: list[ContentIssue]) ->
                 )
 
 
+def _check_tuning_rules(detection: DetectionFile, issues: list[ContentIssue]) -> None:
+    rule_ids = {sigma.parsed.rule_id for sigma in detection.sigma_files}
+    for index, entry in enumerate(detection.document.get("tuning") or []):
+        for r_index, rule_id in enumerate(entry.get("rules") or []):
+            if rule_id not in rule_ids:
+                issues.append(
+                    ContentIssue(
+                        detection.path,
+                        f"tuning[{index}].rules[{r_index}]",
+                        f"{rule_id} is not the id of any rule in sigma_rules",
+                    )
+                )
+
+
 def _check_unique(detections: list[DetectionFile], issues: list[ContentIssue]) -> None:
     seen: dict[tuple[str, str], str] = {}
     for detection in detections:
         keys = [("id", detection.document["id"]), ("slug", detection.document["slug"])]
         keys += [("Sigma rule id", sigma.parsed.rule_id) for sigma in detection.sigma_files]
+        entries = detection.document.get("tuning") or []
+        keys += [("tuning entry id", entry["id"]) for entry in entries]
         for kind, value in keys:
             other = seen.setdefault((kind, str(value)), detection.path)
             if other != detection.path:

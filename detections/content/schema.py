@@ -110,6 +110,20 @@ QUERY_FIELDS = {
     "branches": Field("list", fields=BRANCH_FIELDS, max_items=MAX_ROWS),
 }
 
+# The condition is checked by checks.tuning_problems with pySigma; the rule ids and
+# branch names against the detection's Sigma files and queries by the reader.
+TUNING_FIELDS = {
+    "id": Field("uuid", required=True),
+    "condition": Field("json_object", required=True),
+    "rules": list_of(Field("uuid"), unique=True),
+    "branches": list_of(text(100), unique=True),
+    "reason": text(required=True),
+    "owner": text(200, required=True),
+    "expires": Field("date"),
+    "ticket": text(300),
+    "enabled": Field("bool"),
+}
+
 DETECTION_FIELDS = {
     "format_version": Field("int", required=True),
     "id": Field("uuid", required=True),
@@ -165,6 +179,7 @@ DETECTION_FIELDS = {
     "sigma_rules": list_of(text(200), unique=True, max_items=MAX_ROWS),
     "false_positives": list_of(text(), max_items=MAX_ROWS),
     "tuning_notes": text(),
+    "tuning": Field("list", fields=TUNING_FIELDS, max_items=MAX_ROWS),
     "tests": Field("list", fields=TEST_FIELDS, max_items=MAX_ROWS),
     "related": SLUGS,
     "other_platforms": SLUGS,

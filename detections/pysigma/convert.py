@@ -229,13 +229,21 @@ class LoadedRule:
     rule: SigmaRule
 
 
-def load_rule(text: str) -> LoadedRule:
-    """Parse a rule for rendering; raise ValueError with the reason if it cannot be parsed."""
+def load_rule(text: str, filters: list[dict] | None = None) -> LoadedRule:
+    """Parse a rule for rendering and apply the Sigma `filters` (tuning entries) to it.
+
+    Raises ValueError (SigmaRuleError for a filter) with the reason if the rule or a
+    filter cannot be parsed.
+    """
     try:
         document = load_yaml(text)
         rule = SigmaRule.from_dict(document)
     except (yaml.YAMLError, SigmaError, TypeError, AttributeError) as exc:
         raise ValueError(f"the rule cannot be parsed: {exc}") from exc
+    if filters:
+        from .tuning import apply_filters
+
+        rule = apply_filters(rule, filters)
     return LoadedRule(rule)
 
 

@@ -24,6 +24,7 @@ from sigma.types import SigmaExists, SigmaFieldReference, SigmaNull
 
 from .fidelity import detection_items
 from .rules import SigmaRuleError, _load_rule
+from .tuning import apply_filters
 
 # The SQL function that reads a column as a number for |gt, |gte, |lt and |lte.
 NUMBER_FUNCTION = "sigma_number"
@@ -55,6 +56,9 @@ class CompiledRule:
     # existence or null: an event source lacking one of these is reported.
     fields: frozenset[str]
     error: str | None = None
+    # Fields only tuning filters compare. A filter on a field the events lack excludes
+    # nothing, so these get an empty column but no error.
+    optional_fields: frozenset[str] = frozenset()
 
 
 def windows_channel_services() -> dict[str, str]:
@@ -79,14 +83,18 @@ def engine_versions() -> dict[str, str]:
     return versions
 
 
-def compile_rule(text: str, *, source: str) -> CompiledRule:
+def compile_rule(text: str, *, source: str, filters: list[dict] | None = None) -> CompiledRule:
     """Convert one Sigma rule to the SQL the embedded engine runs.
 
     Windows rules go through Sigma's Sysmon pipeline, which adds the event ID of the
-    rule's category. A rule pySigma cannot convert comes back with `error` set.
+    rule's category. `filters` are Sigma filter documents that pySigma applies to the
+    rule first. A rule pySigma cannot convert comes back with `error` set.
     """
     try:
         rule = _load_rule(text, source=source)
+        own_fields = {item.field for item in detection_items(rule) if item.field}
+        if filters:
+            rule = apply_filters(rule, filters)
     except SigmaRuleError as exc:
         return CompiledRule("", source, {}, (), frozenset(), error=str(exc))
     if rule.errors:
@@ -122,7 +130,14 @@ def compile_rule(text: str, *, source: str) -> CompiledRule:
                 error=f"unexpected SQL from the SQLite backend: {output[:80]!r}",
             )
         queries.append("SELECT _event FROM logs WHERE " + output[len(SELECT_PREFIX):])
-    return CompiledRule(rule_id, rule.title, logsource, tuple(queries), _read_fields(processed))
+    fields = _read_fields(processed)
+    filter_only = frozenset()
+    if filters:
+        filter_only = frozenset(name for name in fields if name not in own_fields)
+    return CompiledRule(
+        rule_id, rule.title, logsource, tuple(queries), fields - filter_only,
+        optional_fields=filter_only,
+    )
 
 
 def _read_fields(rule) -> frozenset[str]:

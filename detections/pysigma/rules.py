@@ -63,8 +63,8 @@ def parse_rule(text: str, *, source: str) -> ParsedRule:
     )
 
 
-def convert_to_splunk(text: str, *, source: str) -> list[str]:
-    """Convert a rule to SPL with the Splunk backend.
+def convert_to_splunk(text: str, *, source: str, filters: list[dict] | None = None) -> list[str]:
+    """Convert a rule to SPL with the Splunk backend, after applying Sigma `filters`.
 
     Windows rules go through the Sysmon and Splunk Windows pipelines, which add the
     event code and source. Other rules use the backend's field names as written.
@@ -76,6 +76,10 @@ def convert_to_splunk(text: str, *, source: str) -> list[str]:
     from sigma.pipelines.sysmon import sysmon_pipeline
 
     rule = _load_rule(text, source=source)
+    if filters:
+        from .tuning import apply_filters
+
+        rule = apply_filters(rule, filters)
     pipeline = None
     if rule.logsource.product == "windows":
         pipeline = sysmon_pipeline() + splunk_windows_pipeline()

@@ -70,6 +70,35 @@ def query_code_block(query: Query) -> dict:
 
 
 @register.inclusion_tag("detections/partials/code_block.html")
+def tuned_query_code_block(query: Query, tuned_text: str) -> dict:
+    return {
+        "block_id": f"tuned-query-code-{query.position}",
+        "code": tuned_text,
+        "lexer": query.language,
+        "language_label": f"{query.language} with tuning",
+        "download_url": reverse(
+            "detections:tuned_query_download",
+            args=[query.detection.slug, query.position, query.file_extension],
+        ),
+        "download_id": f"download-tuned-query-{query.position}",
+        "download_label": f"Download tuned {query.language} (.{query.file_extension})",
+    }
+
+
+@register.inclusion_tag("detections/partials/code_block.html")
+def macro_code_block(detection, stanza: str) -> dict:
+    return {
+        "block_id": "tuning-macro-code",
+        "code": stanza,
+        "lexer": "ini",
+        "language_label": "macros.conf",
+        "download_url": reverse("detections:macros_download", args=[detection.slug]),
+        "download_id": "download-macros",
+        "download_label": "Download macros.conf",
+    }
+
+
+@register.inclusion_tag("detections/partials/code_block.html")
 def sigma_code_block(rule: SigmaRule) -> dict:
     return {
         "block_id": f"sigma-code-{rule.rule_id}",

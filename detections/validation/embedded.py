@@ -275,7 +275,7 @@ def _plan_source(
         # Each rule reading a field that no event has gets an error. The table gets an
         # empty column for the field, so that the rule's other conditions still decide.
         missing = sorted(name for name in rule.fields if name.casefold() not in present)
-        for name in missing:
+        for name in [*missing, *rule.optional_fields]:
             columns.setdefault(name.casefold(), name)
         applicable[position] = (rule, missing)
     return _SourcePlan(source, members, columns, applicable)

@@ -10,7 +10,7 @@ every new request and the `validate_detection` command call too.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
@@ -22,6 +22,7 @@ from detections.models import Detection, DetectionTest, TestResult, ValidationRu
 from detections.pysigma.embedded import CompiledRule, compile_rule, engine_versions
 
 from .embedded import EngineResult, run_rules
+from .tuning import TuningPlan, attack_test_problem, tuned_result, tuning_plan
 
 logger = logging.getLogger(__name__)
 
@@ -37,21 +38,42 @@ class TestOutcome:
     __test__ = False  # Not a pytest test class, despite the name.
 
     test: DetectionTest
+    # Matches with the active tuning entries applied.
     matched_events: list[int]
     details: list[dict]
     error: str = ""
+    # Matches without tuning; None when no entry is active, as they equal matched_events.
+    raw_matched_events: list[int] | None = None
+    # Per entry that suppressed events: its uuid, owner and the suppressed event positions.
+    tuning: list[dict] = field(default_factory=list)
+    # Why tuning fails the test, such as an entry that silenced part of an attack test.
+    tuning_problem: str = ""
 
     @property
     def matches(self) -> int:
         return len(self.matched_events)
 
     @property
+    def raw_matches(self) -> int:
+        if self.raw_matched_events is None:
+            return self.matches
+        return len(self.raw_matched_events)
+
+    @property
     def passed(self) -> bool:
-        if self.error:
+        """Judge a known false positive test by its raw matches, any other test tuned.
+
+        A known false positive test documents noise that the untuned detection raises,
+        so it passes while that noise is still there. Its tuning rows show whether an
+        entry silences it. Every other test is judged as the detection runs with its
+        tuning, and fails when an entry suppressed part of an attack test.
+        """
+        if self.error or self.tuning_problem:
             return False
+        matches = self.raw_matches if self.test.known_false_positive else self.matches
         if self.test.expect == DetectionTest.Expectation.SILENT:
-            return self.matches == 0
-        return self.matches >= self.test.min_matches
+            return matches == 0
+        return matches >= self.test.min_matches
 
 
 def validation_request(
@@ -243,22 +265,27 @@ def _execute(run: ValidationRun) -> tuple[list[TestOutcome], list[dict], dict]:
             "`python manage.py add_test` first."
         )
     rules = compiled_rules(run.detection)
+    plan = tuning_plan(run.detection)
     if run.engine == ValidationRun.Engine.SPLUNK:
         from .splunk_runs import splunk_execute
 
-        return splunk_execute(run, tests, rules)
-    queries = [
-        {
-            "name": rule.title,
-            "rule_id": rule.rule_id,
-            "language": "sqlite",
-            "text": "\n".join(rule.queries),
-            "error": rule.error,
-        }
-        for rule in rules
-    ]
-    outcomes = [embedded_outcome(test, rules) for test in tests]
+        return splunk_execute(run, tests, rules, plan)
+    queries = [_query_record(rule) for rule in rules]
+    if plan is not None:
+        queries += [_query_record(rule, tuned=True) for rule in plan.tuned]
+    outcomes = [embedded_outcome(test, rules, plan) for test in tests]
     return outcomes, queries, engine_versions()
+
+
+def _query_record(rule: CompiledRule, *, tuned: bool = False) -> dict:
+    return {
+        "name": f"{rule.title} (with tuning)" if tuned else rule.title,
+        "rule_id": rule.rule_id,
+        "language": "sqlite",
+        "text": "\n".join(rule.queries),
+        "error": rule.error,
+        "tuned": tuned,
+    }
 
 
 def compiled_rules(detection: Detection) -> list[CompiledRule]:
@@ -269,20 +296,54 @@ def compiled_rules(detection: Detection) -> list[CompiledRule]:
     ]
 
 
-def embedded_outcome(test: DetectionTest, rules: list[CompiledRule]) -> TestOutcome:
-    """Run the compiled rules over one test's recorded events."""
+def embedded_outcome(
+    test: DetectionTest, rules: list[CompiledRule], plan: TuningPlan | None = None
+) -> TestOutcome:
+    """Run the compiled rules over one test's recorded events, with tuning when `plan` is set."""
     if not test.recorded_events:
         return TestOutcome(
             test, [], [],
             error="The test has no recorded events; attach them with `python manage.py add_test`.",
         )
-    result = run_rules(rules, test.recorded_events)
+    if plan is None:
+        result = run_rules(rules, test.recorded_events)
+        return TestOutcome(
+            test,
+            sorted(result.matched),
+            _embedded_details(result, test),
+            error=_embedded_error(result),
+        )
+    probes = [probe.compiled for probe in plan.probes]
+    combined = run_rules(rules + plan.tuned + probes, test.recorded_events)
+    raw, tuned, probed = _split(combined, [len(rules), len(plan.tuned), len(probes)])
+    tuned_outcome = tuned_result(plan, raw, tuned, probed)
+    details = _embedded_details(raw, test)
+    for detail in details:
+        tuned_events = tuned_outcome.tuned_by_rule.get(detail["rule_id"], set())
+        detail["tuned_matched_events"] = sorted(tuned_events)
+    error = "\n".join(filter(None, [_embedded_error(raw), *tuned_outcome.errors]))
     return TestOutcome(
         test,
-        sorted(result.matched),
-        _embedded_details(result, test),
-        error=_embedded_error(result),
+        sorted(tuned_outcome.matched),
+        details,
+        error=error,
+        raw_matched_events=sorted(raw.matched),
+        tuning=tuned_outcome.entries,
+        tuning_problem=attack_test_problem(test, tuned_outcome.entries),
     )
+
+
+def _split(result: EngineResult, sizes: list[int]) -> list[EngineResult]:
+    """Split one engine result over several rule lists back into one result per list."""
+    parts = []
+    start = 0
+    for size in sizes:
+        rules = result.rules[start : start + size]
+        read = any(outcome.sources for outcome in rules)
+        unread = {} if read else result.unread_sources
+        parts.append(EngineResult(rules, result.event_count, unread))
+        start += size
+    return parts
 
 
 def _embedded_details(result: EngineResult, test: DetectionTest) -> list[dict]:
@@ -332,6 +393,13 @@ def _finish(
             event_count=len(outcome.test.recorded_events),
             matches=outcome.matches,
             matched_events=outcome.matched_events,
+            raw_matches=outcome.raw_matches,
+            raw_matched_events=(
+                outcome.matched_events
+                if outcome.raw_matched_events is None
+                else outcome.raw_matched_events
+            ),
+            tuning=outcome.tuning,
             details=outcome.details,
             passed=outcome.passed,
             error=outcome.error,

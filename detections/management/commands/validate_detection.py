@@ -133,13 +133,19 @@ class Command(BaseCommand):
                 expected = (
                     "silent" if test["expect"] == "silent" else f"fires >= {test['min_matches']}"
                 )
+                before = ""
+                if test["raw_matches"] != test["matches"]:
+                    before = f" ({test['raw_matches']} before tuning)"
                 self.stdout.write(
                     f"  {mark}  {test['name']}  expect {expected}, matched {test['matches']}"
+                    + before
                     + ("  [known false positive]" if test["known_false_positive"] else "")
                 )
                 if test["error"]:
                     for line in test["error"].splitlines():
                         self.stdout.write(f"        {line}")
+                for problem in tuning_problems(test):
+                    self.stdout.write(f"        {problem}")
 
 
 def run_report(run: ValidationRun) -> dict:
@@ -153,6 +159,8 @@ def run_report(run: ValidationRun) -> dict:
             "passed": result.passed,
             "error": result.error or None,
             "known_false_positive": result.known_false_positive,
+            "raw_matches": result.raw_matches,
+            "tuning": result.tuning,
         }
         for result in run.results.all()
     ]
@@ -165,6 +173,15 @@ def run_report(run: ValidationRun) -> dict:
         "error": run.error or None,
         "tests": tests,
     }
+
+
+def tuning_problems(test: dict) -> list[str]:
+    """Return a line per tuning entry that suppressed events of an attack test."""
+    return [
+        f"tuning entry {row['entry']} ({row['owner']}) {row['problem']}"
+        for row in test["tuning"]
+        if row.get("problem")
+    ]
 
 
 def junit_xml(reports: list[dict]) -> str:
@@ -188,6 +205,8 @@ def junit_xml(reports: list[dict]) -> str:
             case = ElementTree.SubElement(suite, "testcase", classname=report["slug"], name=test["name"])
             if test["error"]:
                 ElementTree.SubElement(case, "error", message=test["error"])
+            elif tuning_problems(test):
+                ElementTree.SubElement(case, "failure", message="\n".join(tuning_problems(test)))
             elif not test["passed"]:
                 expected = "no match" if test["expect"] == "silent" else f"at least {test['min_matches']}"
                 ElementTree.SubElement(
