@@ -70,28 +70,34 @@ def test_request_line_fields(client, log_output, django_user_model):
 
 
 @pytest.mark.django_db
-def test_secrets_never_reach_the_log(client, log_output, monkeypatch):
+def test_secrets_never_reach_the_log(client, log_output, monkeypatch, django_user_model):
+    from accounts.models import ApiToken
     from detections.api.views import DetectionViewSet
+
+    # A valid API token, so the request passes authentication and reaches the view.
+    user = django_user_model.objects.create_user("log-reader")
+    _, key = ApiToken.issue(user, name="log test")
+    secrets = {**SECRETS, "authorization": key}
 
     def failing_list(*args, **kwargs):
         raise RuntimeError(
-            f"login failed with password={SECRETS['password']} against "
-            f"redis://:{SECRETS['url_password']}@cache.internal:6379/0"
+            f"login failed with password={secrets['password']} against "
+            f"redis://:{secrets['url_password']}@cache.internal:6379/0"
         )
 
     monkeypatch.setattr(DetectionViewSet, "list", failing_list)
     client.raise_request_exception = False
-    client.cookies["sessionid"] = SECRETS["cookie"]
+    client.cookies["sessionid"] = secrets["cookie"]
 
     response = client.get(
-        f"/api/v1/detections/?token={SECRETS['query_token']}",
-        HTTP_AUTHORIZATION=f"Token {SECRETS['authorization']}",
-        HTTP_X_API_KEY=SECRETS["api_key"],
+        f"/api/v1/detections/?token={secrets['query_token']}",
+        HTTP_AUTHORIZATION=f"Token {secrets['authorization']}",
+        HTTP_X_API_KEY=secrets["api_key"],
     )
     logging.getLogger("portal.test").info(
         "client sent Authorization: Bearer %s and Cookie: sessionid=%s",
-        SECRETS["authorization"],
-        SECRETS["cookie"],
+        secrets["authorization"],
+        secrets["cookie"],
     )
 
     output = log_output.getvalue()
@@ -99,7 +105,7 @@ def test_secrets_never_reach_the_log(client, log_output, monkeypatch):
     lines = json_lines(log_output)
     assert any(line["logger"] == "django.request" and "exc_info" in line for line in lines)
     assert any(line["logger"] == "portal.request" and line["status"] == 500 for line in lines)
-    for name, secret in SECRETS.items():
+    for name, secret in secrets.items():
         assert secret not in output, f"{name} leaked into the log"
     assert "[redacted]" in output
 
