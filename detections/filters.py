@@ -112,13 +112,14 @@ def filter_options(
     typed into the URL, is added as its own choice so the select still shows it.
     """
     mappings = AttackMapping.objects.filter(detection__in=detections)
-    tactics = Tactic.objects.filter(pk__in=mappings.values("tactic"))
+    # Only the fields of the labels: the Markdown descriptions are long and unused here.
+    tactics = Tactic.objects.filter(pk__in=mappings.values("tactic")).only("attack_id", "name")
     techniques = Technique.objects.filter(
         Q(pk__in=mappings.values("technique")) | Q(pk__in=mappings.values("subtechnique"))
-    )
+    ).only("attack_id", "name")
     components = DataComponent.objects.filter(
         pk__in=DetectionDataSource.objects.filter(detection__in=detections).values("component")
-    )
+    ).only("attack_id", "data_source", "name")
     platforms = detections.order_by("platform").values_list("platform", flat=True).distinct()
     options = {
         "tactic": [(item.attack_id, str(item)) for item in tactics],

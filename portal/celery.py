@@ -70,17 +70,17 @@ def start_heartbeat(sender=None, **kwargs) -> None:
     """
     from django.conf import settings
 
-    from portal.health.heartbeat import record_heartbeat
+    from portal.health.heartbeat import beat_and_disconnect
 
     hostname = getattr(sender, "hostname", None) or app.conf.get("worker_name") or "celery"
     queues = list(app.amqp.queues.consume_from or {})
     started_at = timezone.now()
-    record_heartbeat(hostname, queues, started_at)
+    beat_and_disconnect(hostname, queues, started_at)
     timer = getattr(sender, "timer", None)
     if timer is not None:
         timer.call_repeatedly(
             settings.WORKER_HEARTBEAT_INTERVAL,
-            record_heartbeat,
+            beat_and_disconnect,
             args=(hostname, queues, started_at),
         )
 

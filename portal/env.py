@@ -67,7 +67,7 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
 def env_float(name: str, default: float) -> float:
     raw = _record(name)
     if raw is None or raw.strip() == "":
-        return default
+        return float(default)
     try:
         return float(raw)
     except ValueError:

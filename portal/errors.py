@@ -38,7 +38,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
         )
         status, title = 503, "Service unavailable"
     else:
-        message = "The server failed to answer this request. The error has been logged."
+        message = "The server failed to process this request. The error has been logged."
         status, title = 500, "Server error"
     if wants_json(request):
         response = JsonResponse({"detail": message}, status=status)

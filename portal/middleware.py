@@ -59,10 +59,10 @@ def _user_id(request: HttpRequest) -> int | None:
 
 
 class RequestSizeLimitMiddleware:
-    """Answer 413 for a request body over the view's limit, as JSON for API clients.
+    """Return 413 for a request body over the view's limit, as JSON for API clients.
 
     Django checks DATA_UPLOAD_MAX_MEMORY_SIZE only when the body is read as a form,
-    and answers with a 400 page. Here the declared Content-Length is checked before
+    and then returns a 400 page. Here the declared Content-Length is checked before
     any view or the CSRF check reads the body. A view sets its own limit with a
     `max_request_bytes_setting` attribute naming a setting (the Sigma upload API
     uses IMPORT_MAX_UPLOAD_BYTES).
@@ -80,7 +80,8 @@ class RequestSizeLimitMiddleware:
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            return _error(request, 400, f"Content-Length {request.META['CONTENT_LENGTH']!r} is not a number.")
+            value = request.META["CONTENT_LENGTH"]
+            return _error(request, 400, f"Content-Length {value!r} is not a number.")
         if limit is not None and length > limit:
             return too_large(request, length, limit, setting)
         return None

@@ -62,8 +62,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: probes get an answer before host validation and the HTTPS redirect, and
-    # are left out of the request log.
+    # First, so that probes get a response before host validation and the HTTPS
+    # redirect, and stay out of the request log.
     "portal.health.middleware.HealthCheckMiddleware",
     "portal.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -118,7 +118,7 @@ DATABASES = {
 DATABASE_PASSWORD = env_str("DATABASE_PASSWORD")
 if DATABASE_PASSWORD:
     DATABASES["default"]["PASSWORD"] = DATABASE_PASSWORD
-# Seconds a new PostgreSQL connection may take; with the server down a request fails
+# Seconds a new PostgreSQL connection may take. With the server down, a request fails
 # with 503 after this long instead of waiting for the operating system's TCP timeout.
 DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=1)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
@@ -197,12 +197,14 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # DRF throttling rates ("number/period", period s, m, h or d), counted per user for
-# signed-in clients and per client address for anonymous ones.
+# signed-in clients and per client address for anonymous ones. DRF's user throttle
+# counts anonymous clients by address too, so they get the lower of the two rates.
 THROTTLE_ANON_RATE = env_str("THROTTLE_ANON_RATE", "120/minute", from_file=False)
 THROTTLE_USER_RATE = env_str("THROTTLE_USER_RATE", "600/minute", from_file=False)
-# Reverse proxies in front of the web process that append to X-Forwarded-For. 0
-# trusts no header and counts by the connecting address; with N, the client address
-# is the N-th entry from the right, so a forged leftmost entry changes nothing.
+# Reverse proxies in front of the web process that append to X-Forwarded-For. With 0
+# no header is trusted and clients are counted by the connecting address. With N, the
+# client address is the N-th entry from the right, so a forged leftmost entry changes
+# nothing.
 NUM_PROXIES = env_int("NUM_PROXIES", 0, minimum=0)
 
 REST_FRAMEWORK = {
@@ -223,7 +225,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_THROTTLE_RATES": {"anon": THROTTLE_ANON_RATE, "user": THROTTLE_USER_RATE},
     "NUM_PROXIES": NUM_PROXIES,
-    # The browsable API is a development aid; production answers JSON only.
+    # The browsable API is a development aid, so production renders JSON only.
     "DEFAULT_RENDERER_CLASSES": (
         ["rest_framework.renderers.JSONRenderer"]
         if PRODUCTION
@@ -338,12 +340,15 @@ LOGGING = {
             "filters": ["redact"],
         }
     },
-    "root": {"handlers": ["console"], "level": env_str("PORTAL_LOG_LEVEL", "INFO", from_file=False)},
+    "root": {
+        "handlers": ["console"],
+        "level": env_str("PORTAL_LOG_LEVEL", "INFO", from_file=False),
+    },
     "loggers": {
-        # The request log middleware writes one line per request; Django's own access
-        # lines for 4xx answers would repeat them.
+        # The request log middleware writes one line per request, and Django's own
+        # warning lines for 4xx responses would repeat them.
         "django.request": {"level": "ERROR"},
-        # Celery's worker replaces the root handlers unless told not to; see portal.celery.
+        # portal.celery keeps Celery from replacing the root handlers in the worker.
         "celery": {"level": "INFO"},
     },
 }

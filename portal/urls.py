@@ -24,7 +24,7 @@ handler500 = "portal.errors.server_error"
 
 
 def bench_ping(request):
-    """A small JSON answer with no database access: the ceiling bench/api measures."""
+    """Return a small JSON response without database access: the ceiling of bench/api."""
     return JsonResponse({"status": "ok"})
 
 

@@ -1,5 +1,6 @@
 """/healthz and /readyz in the test process: heartbeat ages, broker, cache and queue depths."""
 
+import sqlite3
 from datetime import timedelta
 
 import pytest
@@ -11,7 +12,8 @@ from portal.celery import app as celery_app
 from portal.health.heartbeat import record_heartbeat
 from portal.health.models import WorkerHeartbeat
 
-from .services import RedisServer, free_port
+from .services import RedisServer, free_port, wait_until
+from .test_render_worker import portal_factory, template_db  # noqa: F401 - fixtures
 
 
 @pytest.fixture
@@ -134,3 +136,26 @@ def test_heartbeat_updates_one_row_per_worker():
     record_heartbeat("celery@b", ["validate"], started)
 
     assert WorkerHeartbeat.objects.count() == 2
+
+
+def test_worker_heartbeat_on_filesystem_broker(portal_factory):
+    """A worker on kombu's filesystem transport, which has no broker events, still beats."""
+    portal = portal_factory()
+    portal.env.update(WORKER_HEARTBEAT_INTERVAL="1")
+    portal.start_worker()
+
+    def beats() -> list[tuple]:
+        connection = sqlite3.connect(f"file:{portal.db_path}?mode=ro", uri=True, timeout=10)
+        try:
+            return connection.execute(
+                "SELECT hostname, queues, last_seen FROM health_workerheartbeat"
+            ).fetchall()
+        finally:
+            connection.close()
+
+    first = wait_until(beats, 60, "a heartbeat row")
+    later = wait_until(lambda: [row for row in beats() if row[2] > first[0][2]], 30, "a newer beat")
+
+    assert first[0][0].startswith("test1@")
+    assert first[0][1] == "render,validate"
+    assert len(later) == 1

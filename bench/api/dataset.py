@@ -105,7 +105,8 @@ def create_copies(count: int) -> dict[str, int]:
         rows["fps"] += [copy_row(item, detection_id=detection.pk) for item in false_positives]
         new_queries += [(item, copy_row(item, detection_id=detection.pk)) for item in queries]
         new_rules += [
-            (item, copy_row(item, detection_id=detection.pk, rule_id=uuid.uuid4())) for item in rules
+            (item, copy_row(item, detection_id=detection.pk, rule_id=uuid.uuid4()))
+            for item in rules
         ]
         new_tests += [(item, copy_row(item, detection_id=detection.pk)) for item in tests]
         if run is not None:

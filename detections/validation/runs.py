@@ -230,6 +230,9 @@ def _resume(run_id: int, task_id: str, now) -> bool:
     every attempt (out of memory, a crash in native code) is therefore failed once
     it has been running for the hard time limit plus the margin, instead of being
     redelivered for ever.
+
+    NOTE: the limit covers all attempts together, so a long run resumed once after a
+    worker restart can be failed by the recovery sweep before its second attempt ends.
     """
     running = ValidationRun.objects.filter(
         pk=run_id, status=ValidationRun.Status.RUNNING, task_id=task_id
@@ -238,7 +241,9 @@ def _resume(run_id: int, task_id: str, now) -> bool:
         seconds=settings.VALIDATION_HARD_TIME_LIMIT + settings.VALIDATION_ABANDONED_MARGIN
     )
     if running.filter(started_at__gte=cutoff).exists():
-        logger.warning("validation run %s resumed after its worker stopped (task %s)", run_id, task_id)
+        logger.warning(
+            "validation run %s resumed after its worker stopped (task %s)", run_id, task_id
+        )
         return True
     failed = running.update(
         status=ValidationRun.Status.ERROR,

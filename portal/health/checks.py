@@ -11,12 +11,12 @@ from django.utils import timezone
 from portal.logs import redact
 
 QUEUES = ("render", "validate")
-# Seconds the broker and the cache may take to answer a probe.
+# Seconds the broker and the cache may take to respond to a probe.
 PROBE_TIMEOUT = 2.0
 
 
 class CheckFailed(Exception):
-    """A dependency is unreachable or unhealthy; the message says why."""
+    """A dependency that is unreachable or unhealthy, with the reason as the message."""
 
 
 def readiness() -> dict:
@@ -70,7 +70,9 @@ def _check_broker() -> dict:
     depths: dict[str, int] = {}
     try:
         with app.connection_for_read(connect_timeout=PROBE_TIMEOUT) as conn:
-            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=PROBE_TIMEOUT)
+            conn.ensure_connection(
+                max_retries=1, interval_start=0, interval_step=0, timeout=PROBE_TIMEOUT
+            )
             for queue in QUEUES:
                 # A fresh channel per queue: AMQP closes a channel whose passive
                 # declare names a queue that does not exist yet.

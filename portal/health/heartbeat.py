@@ -31,6 +31,15 @@ def record_heartbeat(hostname: str, queues: list[str], started_at) -> None:
         WorkerHeartbeat.objects.filter(last_seen__lt=now - FORGET_AFTER).delete()
     except DatabaseError as exc:
         logger.warning("worker heartbeat of %s not stored, database unreachable: %s", hostname, exc)
+
+
+def beat_and_disconnect(hostname: str, queues: list[str], started_at) -> None:
+    """Store a heartbeat from the worker's main process, then close its connections.
+
+    The main process runs no task, so it keeps no database connection open between
+    beats.
+    """
+    try:
+        record_heartbeat(hostname, queues, started_at)
     finally:
-        # The worker's main process runs no task, so it keeps no connection open.
         connections.close_all()

@@ -4,7 +4,7 @@ from .checks import readiness
 
 
 class HealthCheckMiddleware:
-    """Answer /healthz and /readyz before host validation, redirects and logging.
+    """Respond to /healthz and /readyz before host validation, redirects and logging.
 
     Load balancers and container health checks call these by IP address over plain
     HTTP, which ALLOWED_HOSTS and the HTTPS redirect would otherwise reject.
