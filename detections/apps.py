@@ -7,6 +7,10 @@ class DetectionsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import signals  # noqa: F401 - connects the receivers
+        from django.db.models.signals import post_migrate
+
+        from .roles import roles_sync
         from .versioning import register_detection_models
 
         register_detection_models()
+        post_migrate.connect(roles_sync, sender=self)
