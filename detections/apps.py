@@ -6,6 +6,10 @@ class DetectionsConfig(AppConfig):
     verbose_name = "Detections"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
+        from .roles import roles_sync
         from .versioning import register_detection_models
 
         register_detection_models()
+        post_migrate.connect(roles_sync, sender=self)

@@ -29,15 +29,16 @@ from typing import Any
 
 import reversion
 from django.core.exceptions import PermissionDenied
-from django.db import models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F
+from reversion.errors import RevertError
 from reversion.models import Version
 
 from .models import Detection, DetectionTest, StatusTransition, ValidationRun
 from .permissions import can_edit, can_publish
 from .rendering import renders_schedule
 from .validation.runs import validation_request
-from .versioning import followed_relations
+from .versioning import aggregate_models, followed_relations
 
 Status = Detection.Status
 
@@ -89,6 +90,11 @@ class EditConflict(Exception):
             f"the object was changed since revision {expected_revision} and is now at "
             f"revision {current_revision}; reload it and apply the edit again"
         )
+
+
+class RestoreError(Exception):
+    """A stored version cannot be written back, for example because it refers to a row
+    deleted since."""
 
 
 class TransitionError(ValueError):
@@ -185,8 +191,11 @@ def restore(
     Related rows return with it: rows deleted since then are recreated and rows added
     since then are deleted. The workflow status stays as it is, because only
     `transition` changes it. A detection's renders and a validation run (started by
-`trigger`) are queued. Raises Version.DoesNotExist for a version of another
+    `trigger`) are queued. Raises Version.DoesNotExist for a version of another
     object, besides the errors of `edit`.
+
+    Raises RestoreError, changing nothing, when the version refers to a row deleted
+    since, such as an ATT&CK technique removed from the catalogue.
     """
     model = type(obj)
     _check_can_edit(user, model)
@@ -195,7 +204,7 @@ def restore(
         version = Version.objects.get_for_object(locked).select_related("revision").get(
             pk=version_id
         )
-        version.revision.revert(delete=True)
+        _revert(version, model)
         model.objects.filter(pk=locked.pk).update(
             status=locked.status, revision=locked.revision
         )
@@ -205,6 +214,23 @@ def restore(
         if isinstance(restored, Detection):
             _work_queue(restored, user, trigger)
     return model.objects.get(pk=obj.pk)
+
+
+def _revert(version: Version, model) -> None:
+    """Write the version's revision back and check its foreign keys before going on.
+
+    Foreign keys are deferred to the commit on PostgreSQL and SQLite, so a missing
+    row would otherwise only fail after the new revision was recorded.
+    """
+    tables = [item._meta.db_table for item in aggregate_models(model)]
+    try:
+        version.revision.revert(delete=True)
+        connection.check_constraints(table_names=tables)
+    except (RevertError, IntegrityError) as exc:
+        raise RestoreError(
+            f"version {version.pk} cannot be restored because it refers to data that no "
+            f"longer exists ({exc}); restore a later version or add the missing data"
+        ) from exc
 
 
 def _work_queue(detection: Detection, user, trigger: str) -> None:

@@ -57,6 +57,14 @@ def followed_relations(model) -> tuple[str, ...]:
     return {**DETECTION_FOLLOW, **PLAYBOOK_FOLLOW}.get(model._meta.label, ())
 
 
+def aggregate_models(model) -> list:
+    """Return `model` and every model its revisions follow, directly or through others."""
+    models = [model]
+    for name in followed_relations(model):
+        models += aggregate_models(model._meta.get_field(name).related_model)
+    return models
+
+
 def _register(follow: dict[str, tuple[str, ...]]) -> None:
     for label, relations in follow.items():
         reversion.register(apps.get_model(label), follow=relations)

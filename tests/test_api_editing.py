@@ -490,3 +490,28 @@ def test_schema_has_no_warnings(db, tmp_path):
     )
 
     assert "/api/v1/detections/{slug}/history/diff/" in (tmp_path / "schema.yml").read_text()
+
+
+def test_restore_with_missing_reference_is_409(seed_detection, author):
+    from detections.models import Technique
+
+    client = api(author)
+    first_version = editing.history(seed_detection)[0].version_id
+    subtechnique = seed_detection.mappings.exclude(subtechnique=None).first().subtechnique
+    editing.edit(
+        seed_detection,
+        user=author,
+        expected_revision=1,
+        mutate=lambda detection: detection.mappings.all().delete(),
+    )
+    Technique.objects.filter(pk=subtechnique.pk).delete()
+
+    response = client.post(
+        f"{DETAIL}history/{first_version}/restore/",
+        {},
+        format="json",
+        HTTP_IF_MATCH=f'"{SEED_SLUG}.2"',
+    )
+
+    assert response.status_code == 409
+    assert "no longer exists" in response.json()["detail"]

@@ -547,3 +547,35 @@ def test_playbook_restore_brings_back_step(seed_detection, author):
     assert list(restored.steps.values_list("title", flat=True)) == steps
     assert sum(step.queries.count() for step in restored.steps.all()) == queries
     assert restored.revision == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_roles_restored_after_flush():
+    """A flush (as between transactional tests) empties auth_group; post_migrate refills it."""
+    call_command("flush", "--noinput", verbosity=0)
+
+    reviewer = Group.objects.get(name="reviewer")
+    assert reviewer.permissions.filter(codename="publish_detection").exists()
+    assert Group.objects.get(name="author").permissions.filter(codename="change_playbook").exists()
+
+
+def test_restore_of_version_with_deleted_technique(seed_detection, author):
+    from detections.editing import RestoreError
+    from detections.models import Technique
+
+    first_version = editing.history(seed_detection)[0].version_id
+    subtechnique = seed_detection.mappings.exclude(subtechnique=None).first().subtechnique
+
+    def drop_mappings(detection):
+        detection.mappings.all().delete()
+
+    editing.edit(seed_detection, user=author, expected_revision=1, mutate=drop_mappings)
+    Technique.objects.filter(pk=subtechnique.pk).delete()
+
+    with pytest.raises(RestoreError, match="no longer exists"):
+        editing.restore(seed_detection, user=author, version_id=first_version, expected_revision=2)
+
+    seed_detection.refresh_from_db()
+    assert seed_detection.revision == 2
+    assert not seed_detection.mappings.exists()
+    assert len(editing.history(seed_detection)) == 2

@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from reversion.models import Version
 
 from detections import editing
-from detections.editing import EditConflict, TransitionError
+from detections.editing import EditConflict, RestoreError, TransitionError
 from detections.models import Detection, StatusTransition, ValidationRun
 from detections.permissions import can_edit, can_publish
 
@@ -40,6 +40,10 @@ WRITE_ERRORS = {
         description="If-Match is stale: the body has the current revision and what changed.",
     ),
     428: OpenApiResponse(description="If-Match is missing."),
+}
+RESTORE_ERRORS = {
+    **WRITE_ERRORS,
+    409: OpenApiResponse(description="The version refers to data that no longer exists."),
 }
 
 
@@ -185,8 +189,8 @@ class VersionedMixin:
     def conditional_write(self, request: Request, obj: models.Model, write) -> Response:
         """Run `write(expected_revision)` and return the stored object with its new ETag.
 
-        Maps EditConflict to 412, TransitionError to 400 and a rejected permission
-        to 403.
+        Maps EditConflict to 412, TransitionError to 400, RestoreError to 409 and a
+        rejected permission to 403.
         """
         try:
             stored = write(expected_revision(request, obj))
@@ -196,6 +200,8 @@ class VersionedMixin:
             return conflict_response(obj, conflict)
         except TransitionError as exc:
             raise exceptions.ValidationError({"to": [str(exc)]}) from exc
+        except RestoreError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         except DjangoPermissionDenied as exc:
             raise exceptions.PermissionDenied(str(exc)) from exc
         return self.stored_response(stored)
@@ -318,7 +324,7 @@ class VersionedMixin:
             OpenApiParameter("version_id", OpenApiTypes.INT, OpenApiParameter.PATH),
         ],
         request=RestoreRequestSerializer,
-        responses={200: OpenApiTypes.OBJECT, **WRITE_ERRORS},
+        responses={200: OpenApiTypes.OBJECT, **RESTORE_ERRORS},
     )
     @action(
         detail=True,
