@@ -178,7 +178,6 @@ def restore_page(
     template: str,
     context: dict,
     history_url: str,
-    after_restore=None,
 ) -> HttpResponse:
     """Ask for confirmation (GET) or restore version `version_id` of `obj` (POST)."""
     if not permissions.can_edit(request.user, type(obj)):
@@ -188,7 +187,7 @@ def restore_page(
     if entry is None:
         raise Http404(f"Version {version_id} is not a version of this page.")
     if request.method == "POST":
-        return _restore_post(request, obj, entry, history_url, after_restore)
+        return _restore_post(request, obj, entry, history_url)
     changes = diff_items(obj, entries[0].version_id, version_id) if entries else []
     return render(
         request,
@@ -204,7 +203,7 @@ def restore_page(
     )
 
 
-def _restore_post(request, obj, entry, history_url, after_restore) -> HttpResponse:
+def _restore_post(request, obj, entry, history_url) -> HttpResponse:
     comment = request.POST.get("comment", "").strip()[:MAX_COMMENT_LENGTH]
     try:
         expected = int(request.POST.get("revision", ""))
@@ -226,8 +225,9 @@ def _restore_post(request, obj, entry, history_url, after_restore) -> HttpRespon
             f"you opened the page. Review the history and restore again if needed.",
         )
         return redirect(history_url)
-    if after_restore is not None:
-        after_restore(restored)
+    except editing.RestoreError as exc:
+        messages.error(request, f"Nothing was restored: {exc}")
+        return redirect(history_url)
     messages.success(
         request,
         f"Restored revision {entry.revision} as revision {restored.revision}.",

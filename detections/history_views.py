@@ -7,9 +7,6 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from .edit_views import editable_detection
 from .history import history_page, restore_page
-from .models import Detection, DetectionTest, ValidationRun
-from .rendering import renders_schedule
-from .validation.runs import validation_request
 from .workflow import transition_post
 
 
@@ -37,13 +34,7 @@ def detection_history(request: HttpRequest, slug: str) -> HttpResponse:
 @require_http_methods(["GET", "HEAD", "POST"])
 def detection_restore(request: HttpRequest, slug: str, version_id: int) -> HttpResponse:
     detection = editable_detection(request, slug)
-
-    def after_restore(restored: Detection) -> None:
-        # Renders of rules whose text did not change are skipped by their input hash.
-        renders_schedule(rule_ids=list(restored.sigma_rules.values_list("pk", flat=True)))
-        if restored.tests.filter(origin=DetectionTest.Origin.AUTHORED).exists():
-            validation_request(restored, trigger=ValidationRun.Trigger.WEB, user=request.user)
-
+    # editing.restore queues the renders and a validation run of the restored rules.
     return restore_page(
         request,
         detection,
@@ -51,5 +42,4 @@ def detection_restore(request: HttpRequest, slug: str, version_id: int) -> HttpR
         template="detections/restore.html",
         context={"detection": detection},
         history_url=reverse("detections:history", args=[detection.slug]),
-        after_restore=after_restore,
     )

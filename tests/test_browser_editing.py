@@ -4,11 +4,9 @@ Each test signs its users in through Django's test client and hands the session
 cookie to a browser context, so two contexts are two independent sessions.
 """
 
-import importlib
 import os
 
 import pytest
-from django.contrib.auth.models import Group, Permission
 from django.test import Client
 from django.urls import reverse
 
@@ -24,21 +22,6 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 from playwright.sync_api import expect  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-ROLES_MIGRATION = "detections.migrations.0006_revision_and_roles"
-
-
-@pytest.fixture(autouse=True)
-def role_groups(transactional_db):
-    """Create the role groups again: flushing after a transactional test removes them."""
-    role_permissions = importlib.import_module(ROLES_MIGRATION).role_permissions
-    for name, pairs in role_permissions().items():
-        group, _ = Group.objects.get_or_create(name=name)
-        for app_label, codename in pairs:
-            group.permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
-
 
 @pytest.fixture
 def session_page(browser, live_server):  # noqa: F811

@@ -7,7 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from detections import editing
-from detections.models import Detection, StatusTransition
+from detections.models import Detection, StatusTransition, ValidationRun
 from playbooks.models import Playbook
 
 pytestmark = pytest.mark.django_db
@@ -210,9 +210,12 @@ def test_restore_confirms_then_restores_as_new_revision(author, seed_detection):
     current.refresh_from_db()
     assert current.tuning_notes == "New notes."
 
+    runs_before = ValidationRun.objects.filter(detection=current).count()
+
     response = client.post(url, {"revision": current.revision, "comment": "Back to old"})
 
     assert response.status_code == 302
+    assert ValidationRun.objects.filter(detection=current).count() == runs_before + 1
     current.refresh_from_db()
     assert current.tuning_notes == "Old notes."
     assert current.revision == old.revision + 2
