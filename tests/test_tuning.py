@@ -604,6 +604,7 @@ def test_page_shows_entries_and_expiry(seed_detection, client):
     assert "ImageLoaded is &quot;C:\\opt\\fluent\\bin\\ruby_builtin_dlls\\zlib1.dll&quot;" in page
     assert "[detect_archive_via_library_in_splunk_filter]" in page
     assert 'data-testid="tuned-query-code-0"' in page
+    assert "The ZIP also holds 5 Sigma filters under" in page
 
 
 def test_admin_rejects_and_records_creator(seed_detection, admin_client, admin_user):
