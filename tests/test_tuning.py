@@ -661,3 +661,17 @@ def test_command_reports_tuning_failure(seed_detection, capsys):
     assert f"FAIL  {FIRST_ATTACK_TEST}  expect fires >= 1, matched 1 (2 before tuning)" in output
     assert "of this attack test; narrow the entry's condition" in output
     assert "pass  Scheduled Python ETL Job Writes Gzip Exports to ProgramData" in output
+
+
+def test_branch_entry_skipped_without_branch_eval(seed_detection):
+    query = seed_detection.queries.get()
+    query.text = query.text.replace(
+        "| eval DetectionSource=case(", "| table *\n| eval DetectionSource=case("
+    )
+    query.save()
+
+    macro = detection_macro(seed_detection)
+
+    assert macro.definition == "search *"
+    assert len(macro.skipped) == 6
+    assert all("sets no branch field" in reason for _, reason in macro.skipped)
