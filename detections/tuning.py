@@ -493,12 +493,12 @@ def condition_lines(condition: dict) -> list[str]:
         words = [MODIFIER_WORDS.get(name, name) for name in modifiers if name != "all"]
         operator = " ".join(words) if words else "is"
         values = value if isinstance(value, list) else [value]
-        shown = joiner.join(_shown_value(item) for item in values)
-        lines.append(f"{field_name} {operator} {shown}")
+        values_text = joiner.join(_quoted_value(item) for item in values)
+        lines.append(f"{field_name} {operator} {values_text}")
     return lines
 
 
-def _shown_value(value) -> str:
+def _quoted_value(value) -> str:
     if isinstance(value, str):
         return '"' + value.replace('"', '\\"') + '"'
     return str(value).lower() if isinstance(value, bool) else str(value)
