@@ -322,8 +322,8 @@ def detection_macro(detection: Detection, entries: list[TuningEntry] | None = No
         branch_terms = _branch_terms(entry, queries, rule_branches)
         if not branch_terms:
             reason = (
-                "it is limited to rules or branches that the authored SPL has no branch "
-                "field for"
+                "it is limited to rules or branches, and the authored SPL sets no branch "
+                "field for them before it renames or drops the raw fields"
             )
             skipped.append((entry, reason))
             continue
@@ -341,6 +341,9 @@ def _branch_terms(entry: TuningEntry, queries: list[Query], rule_branches: dict)
     terms = []
     for query in queries:
         if not query.branch_field:
+            continue
+        if _after_branch_field(query, pipe_positions(query.text)) is None:
+            # The branch field is not set where the raw fields still exist.
             continue
         names = [branch.name for branch in query.branches.all() if branch.name in entry.branches]
         for owner, name in _flatten(rule_branches, entry.rules):
@@ -389,18 +392,29 @@ def _insert_position(query: Query, pipes: list[int], scoped: bool) -> int | None
     """Return where the macro call goes: the position of a pipe, or None for the end."""
     if not pipes:
         return None
-    if not (scoped and query.branch_field):
-        return pipes[0]
+    if scoped and query.branch_field:
+        position = _after_branch_field(query, pipes)
+        if position is not None:
+            return position if position < len(query.text) else None
+    return pipes[0]
+
+
+def _after_branch_field(query: Query, pipes: list[int]) -> int | None:
+    """Return the end of the command that sets the query's branch field.
+
+    Returns None when no `eval <branch field>=` comes before the first command that may
+    drop or rename fields, because a filter placed later would miss the raw fields.
+    """
     assignment = re.compile(rf"\s*eval\s+{re.escape(query.branch_field)}\s*=", re.IGNORECASE)
     bounds = pipes + [len(query.text)]
     for index, start in enumerate(pipes):
         segment = query.text[start + 1 : bounds[index + 1]]
         if assignment.match(segment):
-            return bounds[index + 1] if index + 1 < len(pipes) else None
+            return bounds[index + 1]
         command = segment.split(None, 1)[0].lower() if segment.strip() else ""
         if command not in FIELD_KEEPING_COMMANDS:
-            break
-    return pipes[0]
+            return None
+    return None
 
 
 def _indent_before(text: str, position: int) -> str:
@@ -479,12 +493,12 @@ def condition_lines(condition: dict) -> list[str]:
         words = [MODIFIER_WORDS.get(name, name) for name in modifiers if name != "all"]
         operator = " ".join(words) if words else "is"
         values = value if isinstance(value, list) else [value]
-        shown = joiner.join(_shown_value(item) for item in values)
-        lines.append(f"{field_name} {operator} {shown}")
+        values_text = joiner.join(_quoted_value(item) for item in values)
+        lines.append(f"{field_name} {operator} {values_text}")
     return lines
 
 
-def _shown_value(value) -> str:
+def _quoted_value(value) -> str:
     if isinstance(value, str):
         return '"' + value.replace('"', '\\"') + '"'
     return str(value).lower() if isinstance(value, bool) else str(value)

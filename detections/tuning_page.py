@@ -45,7 +45,8 @@ def tuning_context(detection: Detection) -> dict:
     for query in detection.queries.all():
         if query.language.upper() == "SPL" and macro.definition != "search *":
             query.tuned_text = tuned_spl(query, macro)
-    return {"rows": rows, "macro": macro}
+    filter_count = sum(len(names) for names in filters.values())
+    return {"rows": rows, "macro": macro, "filter_count": filter_count}
 
 
 def _tuning_scope(entry: TuningEntry) -> str:

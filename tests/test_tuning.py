@@ -604,6 +604,7 @@ def test_page_shows_entries_and_expiry(seed_detection, client):
     assert "ImageLoaded is &quot;C:\\opt\\fluent\\bin\\ruby_builtin_dlls\\zlib1.dll&quot;" in page
     assert "[detect_archive_via_library_in_splunk_filter]" in page
     assert 'data-testid="tuned-query-code-0"' in page
+    assert "The ZIP also holds 5 Sigma filters under" in page
 
 
 def test_admin_rejects_and_records_creator(seed_detection, admin_client, admin_user):
@@ -660,3 +661,17 @@ def test_command_reports_tuning_failure(seed_detection, capsys):
     assert f"FAIL  {FIRST_ATTACK_TEST}  expect fires >= 1, matched 1 (2 before tuning)" in output
     assert "of this attack test; narrow the entry's condition" in output
     assert "pass  Scheduled Python ETL Job Writes Gzip Exports to ProgramData" in output
+
+
+def test_branch_entry_skipped_without_branch_eval(seed_detection):
+    query = seed_detection.queries.get()
+    query.text = query.text.replace(
+        "| eval DetectionSource=case(", "| table *\n| eval DetectionSource=case("
+    )
+    query.save()
+
+    macro = detection_macro(seed_detection)
+
+    assert macro.definition == "search *"
+    assert len(macro.skipped) == 6
+    assert all("sets no branch field" in reason for _, reason in macro.skipped)
