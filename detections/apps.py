@@ -6,9 +6,9 @@ class DetectionsConfig(AppConfig):
     verbose_name = "Detections"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401 - connects the receivers
         from django.db.models.signals import post_migrate
 
+        from . import signals  # noqa: F401 - connects the receivers
         from .roles import roles_sync
         from .versioning import register_detection_models
 

@@ -155,9 +155,9 @@ def test_form_body_over_limit_is_413(client):
 
 @pytest.mark.django_db
 @override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1024)
-def test_upload_api_keeps_its_own_limit(django_user_model):
+def test_upload_api_keeps_its_own_limit(author):
     client = APIClient()
-    client.force_authenticate(django_user_model.objects.create(username="importer"))
+    client.force_authenticate(author)
     payload = b"title: x\n" + b"#" * 4000
 
     response = client.post(
