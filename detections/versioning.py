@@ -2,8 +2,9 @@
 
 A detection is an aggregate of many rows: ATT&CK mappings, data sources, authored
 queries and their branches, Sigma rules, false positives, tests with their expected
-telemetry. django-reversion stores the whole aggregate in one revision by following
-these relations, so restoring a version brings the related rows back together.
+telemetry, and tuning entries. django-reversion stores the whole aggregate in one
+revision by following these relations, so restoring a version brings the related
+rows back together.
 django-simple-history was not chosen because it tracks each table on its own, which
 leaves the joining of rows of one moment to the reader.
 
@@ -30,6 +31,7 @@ DETECTION_FOLLOW = {
         "sigma_rules",
         "false_positives",
         "tests",
+        "tuning_entries",
     ),
     "detections.AttackMapping": (),
     "detections.DetectionDataSource": (),
@@ -39,6 +41,7 @@ DETECTION_FOLLOW = {
     "detections.FalsePositive": (),
     "detections.DetectionTest": ("telemetry",),
     "detections.ExpectedTelemetry": (),
+    "detections.TuningEntry": (),
 }
 PLAYBOOK_FOLLOW = {
     "playbooks.Playbook": ("links", "inputs", "sigma_rules", "steps", "questions", "hunts"),
