@@ -61,6 +61,9 @@ class ApiToken(models.Model):
     ) -> tuple["ApiToken", str]:
         """Create a token for `user` and return it with its key, which is not stored."""
         key = secrets.token_urlsafe(KEY_BYTES)
+        # A prefix starting with "-" would read as an option to revoke_api_token.
+        while key.startswith("-"):
+            key = secrets.token_urlsafe(KEY_BYTES)
         token = cls.objects.create(
             user=user,
             name=name,

@@ -58,6 +58,18 @@ def test_token_stored_as_hash_only(author):
     assert not any(isinstance(value, str) and key in value for value in row)
 
 
+def test_token_key_never_starts_with_dash(author, monkeypatch):
+    keys = iter(
+        ["-starts-with-a-dash-00000000000000000000000", "plain-key-0000000000000000000000000000000"]
+    )
+    monkeypatch.setattr("accounts.models.secrets.token_urlsafe", lambda size: next(keys))
+
+    token, key = ApiToken.issue(author, name="cli")
+
+    assert key.startswith("plain-key")
+    assert token.prefix == "plain-ke"
+
+
 def test_token_keys_differ(author):
     _, first = ApiToken.issue(author, name="a")
     _, second = ApiToken.issue(author, name="b")
