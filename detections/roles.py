@@ -20,6 +20,7 @@ DETECTION_PARTS = [
     "falsepositive",
     "detectiontest",
     "expectedtelemetry",
+    "tuningentry",
 ]
 PLAYBOOK_PARTS = [
     "playbookdetection",

@@ -42,6 +42,7 @@ def test_groups_carry_role_permissions(db):
     assert {"view_detection", "view_playbook"} <= viewer
     assert "change_detection" not in viewer
     assert {"change_detection", "change_playbook", "change_detectiontest"} <= author
+    assert {"add_tuningentry", "change_tuningentry", "delete_tuningentry"} <= author
     assert "publish_detection" not in author
     assert author < reviewer
     assert reviewer - author == {"publish_detection", "publish_playbook"}
