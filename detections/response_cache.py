@@ -27,7 +27,18 @@ from django.db.models import Subquery
 
 STAMP_ID = 1
 # Statements that cannot change rows are skipped by their first word.
-READ_ONLY_STATEMENTS = ("SELECT", "SAVEPOINT", "RELEASE", "ROLLBACK", "BEGIN", "COMMIT", "SET", "SHOW", "PRAGMA", "EXPLAIN")
+READ_ONLY_STATEMENTS = (
+    "SELECT",
+    "SAVEPOINT",
+    "RELEASE",
+    "ROLLBACK",
+    "BEGIN",
+    "COMMIT",
+    "SET",
+    "SHOW",
+    "PRAGMA",
+    "EXPLAIN",
+)
 SHOWN_TABLE = re.compile(r"\b((?:detections|playbooks)_\w+|auth_user)\b")
 UNSHOWN_TABLES = frozenset({"detections_contentstamp", "detections_preview"})
 
@@ -92,7 +103,7 @@ def connect() -> None:
 
 
 def stamp_subquery() -> Subquery:
-    """The current token as a subquery, so one query reads it with other rows."""
+    """Return the current token as a subquery, so one query reads it with other rows."""
     from .models import ContentStamp
 
     return Subquery(ContentStamp.objects.filter(pk=STAMP_ID).values("token")[:1])

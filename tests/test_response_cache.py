@@ -95,7 +95,8 @@ def test_edit_changes_cached_detail(seed, author):
 def test_render_finish_changes_cached_detail(seed):
     before = cached_twice(DETAIL)["renders_summary"]
     assert before["queued"] > 0
-    render_ids = list(Render.objects.filter(status=Render.Status.QUEUED).values_list("pk", flat=True))
+    queued = Render.objects.filter(status=Render.Status.QUEUED)
+    render_ids = list(queued.values_list("pk", flat=True))
 
     renders_run(render_ids=render_ids[:3], task_id="cache-test")
 
@@ -106,7 +107,8 @@ def test_render_finish_changes_cached_detail(seed):
 
 def test_render_finish_changes_cached_list(seed):
     cached_twice(LIST, FILTERED)
-    render_ids = list(Render.objects.filter(status=Render.Status.QUEUED).values_list("pk", flat=True))
+    queued = Render.objects.filter(status=Render.Status.QUEUED)
+    render_ids = list(queued.values_list("pk", flat=True))
     before = ContentStamp.objects.get().token
 
     renders_run(render_ids=render_ids[:1], task_id="cache-test")
@@ -174,7 +176,11 @@ def test_transition_hides_cached_detail_from_anonymous(seed, reviewer):
     assert SEED_SLUG in slugs(cached_twice(LIST, FILTERED))
 
     editing.transition(
-        seed, user=reviewer, to_status=Detection.Status.REVIEW, comment="", expected_revision=seed.revision
+        seed,
+        user=reviewer,
+        to_status=Detection.Status.REVIEW,
+        comment="",
+        expected_revision=seed.revision,
     )
 
     assert APIClient().get(DETAIL).status_code == 404
@@ -183,7 +189,11 @@ def test_transition_hides_cached_detail_from_anonymous(seed, reviewer):
 
 def test_cached_draft_not_served_to_anonymous(seed, reviewer, viewer):
     editing.transition(
-        seed, user=reviewer, to_status=Detection.Status.REVIEW, comment="", expected_revision=seed.revision
+        seed,
+        user=reviewer,
+        to_status=Detection.Status.REVIEW,
+        comment="",
+        expected_revision=seed.revision,
     )
     staff = APIClient()
     staff.force_login(viewer)
@@ -260,7 +270,11 @@ def test_html_list_cached_for_anonymous_only(seed, reviewer, viewer):
     assert "Cookie" in second["Vary"]
 
     editing.transition(
-        seed, user=reviewer, to_status=Detection.Status.REVIEW, comment="", expected_revision=seed.revision
+        seed,
+        user=reviewer,
+        to_status=Detection.Status.REVIEW,
+        comment="",
+        expected_revision=seed.revision,
     )
     staff = Client()
     staff.force_login(viewer)

@@ -79,10 +79,12 @@ USER_HEADERS = ("Accept", "Authorization", "Cookie")
 
 
 def visibility_class(user) -> str:
-    """Return which unpublished content `user` sees: the user-dependent part of responses."""
+    """Return which unpublished content `user` may read: the user-dependent part of responses."""
     from playbooks.models import Playbook
 
-    return f"detections={can_view_unpublished(user, Detection):d},playbooks={can_view_unpublished(user, Playbook):d}"
+    detections = can_view_unpublished(user, Detection)
+    playbooks = can_view_unpublished(user, Playbook)
+    return f"detections={detections:d},playbooks={playbooks:d}"
 
 
 def response_variant(request: Request) -> tuple[str, ...]:
@@ -236,11 +238,15 @@ class DetectionViewSet(DetectionEditMixin, VersionedMixin, viewsets.ReadOnlyMode
         )
         self.check_object_permissions(request, row)
         tag = etag_for(row)
+        # NOTE: the ETag names the revision only, so a client that revalidates after a
+        # render or validation run finished gets 304 and keeps the older body.
         if not_modified(request, tag):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": tag})
         if row.content_stamp is None:
             return super().retrieve(request, *args, **kwargs)
-        key = cache_key("detection", row.pk, row.revision, row.content_stamp, *response_variant(request))
+        key = cache_key(
+            "detection", row.pk, row.revision, row.content_stamp, *response_variant(request)
+        )
         body = cached_body(key)
         if body is not None:
             return cached_json_response(body, headers={"ETag": tag})
@@ -430,13 +436,15 @@ class DetectionViewSet(DetectionEditMixin, VersionedMixin, viewsets.ReadOnlyMode
     def list(self, request: Request, *args, **kwargs) -> Response:
         """Return the page from the response cache when the content stamp matches.
 
-        The key holds the stamp and the full path with its query string, so every
+        The key contains the stamp and the full path with its query string, so every
         filter and page has its own entry, and `next`/`previous` links stay exact.
         """
         stamp = current_stamp() if json_cacheable(request) else None
         if stamp is None:
             return self._list_page(request)
-        key = cache_key("detection-list", stamp, request.get_full_path(), *response_variant(request))
+        key = cache_key(
+            "detection-list", stamp, request.get_full_path(), *response_variant(request)
+        )
         body = cached_body(key)
         if body is not None:
             return cached_json_response(body)

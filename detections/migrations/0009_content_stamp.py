@@ -7,7 +7,8 @@ from django.db import migrations, models
 
 def stamp_create(apps, schema_editor):
     ContentStamp = apps.get_model("detections", "ContentStamp")
-    ContentStamp.objects.using(schema_editor.connection.alias).create(pk=1, token=uuid.uuid4().hex)
+    database = schema_editor.connection.alias
+    ContentStamp.objects.using(database).create(pk=1, token=uuid.uuid4().hex)
 
 
 class Migration(migrations.Migration):
