@@ -294,3 +294,13 @@ def test_html_list_rendered_with_session_cookie(seed, viewer):
         staff.get("/", FILTERED)
 
     assert len(queries) > 1
+
+
+def test_playbook_unpublished_leaves_cached_detail(seed):
+    from playbooks.models import Playbook
+
+    assert len(cached_twice(DETAIL)["playbooks"]) == 1
+
+    Playbook.objects.update(status=Detection.Status.DRAFT)
+
+    assert detail()["playbooks"] == []
