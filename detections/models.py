@@ -739,3 +739,15 @@ class Preview(models.Model):
 
     def __str__(self) -> str:
         return f"preview {self.pk} for {self.target}: {self.status}"
+
+
+class ContentStamp(models.Model):
+    """A single row whose token changes after every committed write to shown content.
+
+    `detections.response_cache` replaces the token and keys cached API responses by it.
+    """
+
+    token = models.CharField(max_length=32)
+
+    def __str__(self) -> str:
+        return f"content stamp {self.token}"

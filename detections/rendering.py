@@ -18,6 +18,7 @@ from django.db.models import DateTimeField, F, JSONField, Q
 from django.utils import timezone
 
 from .models import Render, SigmaRule
+from .response_cache import content_changed
 from .tuning import filters_by_rule
 from .pysigma.convert import (
     LoadedRule,
@@ -161,6 +162,8 @@ def _renders_insert(renders: list[Render]) -> None:
             with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
+            # COPY goes around the execute wrapper that notices writes.
+            content_changed(connection.alias)
         else:
             placeholders = ", ".join(["%s"] * len(fields))
             sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"

@@ -7,11 +7,14 @@ with the view permission (the viewer, author and reviewer groups) see every stat
 import uuid
 from dataclasses import dataclass, field
 
+from django.conf import settings
+from django.contrib.messages.storage.cookie import CookieStorage
 from django.core.paginator import Paginator
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_safe
 
 from . import downloads, permissions
@@ -27,6 +30,7 @@ from .models import (
 )
 from .permissions import can_view_unpublished
 from .pysigma.convert import RenderTarget, render_targets
+from .response_cache import body_store, cache_key, cached_body, current_stamp
 from .selectors import DATA_SOURCES_PREFETCH, MAPPINGS_PREFETCH, visible_detections
 from .tuning_page import tuning_context
 from .validation.runs import latest_runs
@@ -109,8 +113,45 @@ def render_tabs(detection: Detection) -> list[RenderTab]:
     return tabs
 
 
+def _anonymous_list_key(request: HttpRequest) -> str | None:
+    """Return the cache key of an anonymous client's list page, or None to render it.
+
+    Only clients without a session or message cookie get the cached page, because
+    for them the page shows no user name, form token or message.
+    """
+    cookies = request.COOKIES
+    if settings.SESSION_COOKIE_NAME in cookies or CookieStorage.cookie_name in cookies:
+        return None
+    if request.user.is_authenticated:
+        return None
+    stamp = current_stamp()
+    if stamp is None:
+        return None
+    return cache_key(
+        "detection-list-html",
+        stamp,
+        request.get_full_path(),
+        request.build_absolute_uri("/"),
+        can_view_unpublished(request.user),
+    )
+
+
 @require_safe
 def detection_list(request: HttpRequest) -> HttpResponse:
+    """Render the filtered list, from the response cache for anonymous clients."""
+    key = _anonymous_list_key(request)
+    body = cached_body(key) if key else None
+    if body is not None:
+        response = HttpResponse(body)
+    else:
+        response = _detection_list_page(request)
+        if key and response.status_code == 200:
+            body_store(key, response.content)
+    patch_vary_headers(response, ("Cookie",))
+    return response
+
+
+def _detection_list_page(request: HttpRequest) -> HttpResponse:
     detections = visible_detections(request.user)
     filterset = DetectionFilter(
         request.GET or None,

@@ -196,6 +196,12 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# Seconds a cached API response is kept. Every committed change to shown content
+# replaces the key's content stamp first (detections.response_cache), so this only
+# bounds how long a response stays stale if a process dies between its commit and
+# that replacement.
+API_CACHE_TIMEOUT = env_int("API_CACHE_TIMEOUT", 300, minimum=1)
+
 # DRF throttling rates ("number/period", period s, m, h or d), counted per user for
 # signed-in clients and per client address for anonymous ones. DRF's user throttle
 # counts anonymous clients by address too, so they get the lower of the two rates.

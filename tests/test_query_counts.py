@@ -3,18 +3,32 @@
 import pytest
 from rest_framework.test import APIClient
 
+from detections.models import ContentStamp
+from detections.response_cache import STAMP_ID
+
 from .conftest import SEED_SLUG
+
+
+@pytest.fixture(autouse=True)
+def content_stamp(db) -> None:
+    """Recreate the stamp row that migration 0009 made, if an earlier test's flush deleted it."""
+    ContentStamp.objects.get_or_create(pk=STAMP_ID, defaults={"token": "query-count"})
 
 
 @pytest.mark.django_db
 def test_detail_query_count(seed_detection, django_assert_max_num_queries):
     client = APIClient()
 
-    # One query per related table, tuning entries included, and none per row.
-    with django_assert_max_num_queries(16):
+    # Uncached: the detection and content stamp row, then one query per related
+    # table, tuning entries included, and none per row.
+    with django_assert_max_num_queries(17):
         response = client.get(f"/api/v1/detections/{SEED_SLUG}/")
+    # Cached: the detection and content stamp row only.
+    with django_assert_max_num_queries(1):
+        cached = client.get(f"/api/v1/detections/{SEED_SLUG}/")
 
     assert response.status_code == 200
+    assert cached.content == response.content
 
 
 @pytest.mark.django_db
@@ -32,7 +46,13 @@ def test_detail_counts_recorded_events_in_database(seed_detection):
 def test_filtered_list_query_count(seed_detection, django_assert_max_num_queries):
     client = APIClient()
 
-    with django_assert_max_num_queries(9):
-        response = client.get("/api/v1/detections/", {"severity": "high", "tactic": "TA0009"})
+    filters = {"severity": "high", "tactic": "TA0009"}
+    # Uncached: the content stamp, then the page, its count and its relations.
+    with django_assert_max_num_queries(10):
+        response = client.get("/api/v1/detections/", filters)
+    # Cached: the content stamp only.
+    with django_assert_max_num_queries(1):
+        cached = client.get("/api/v1/detections/", filters)
 
     assert response.status_code == 200
+    assert cached.content == response.content

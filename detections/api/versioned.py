@@ -85,6 +85,12 @@ def expected_revision(request: Request, obj: models.Model) -> int:
     raise _Stale(obj, EditConflict(expected_revision=0, current_revision=obj.revision, changes=[]))
 
 
+def not_modified(request: Request, tag: str) -> bool:
+    """Return whether If-None-Match names `tag`, strong or weak, so a GET may return 304."""
+    tags = _etags(request.headers.get("If-None-Match", ""))
+    return tag in tags or f"W/{tag}" in tags
+
+
 class _Stale(Exception):
     def __init__(self, obj, conflict: EditConflict):
         self.obj = obj
@@ -180,8 +186,7 @@ class VersionedMixin:
     def retrieve(self, request: Request, *args, **kwargs) -> Response:
         obj = self.get_object()
         tag = etag_for(obj)
-        if_none_match = request.headers.get("If-None-Match", "")
-        if tag in _etags(if_none_match) or f"W/{tag}" in _etags(if_none_match):
+        if not_modified(request, tag):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": tag})
         data = self.get_serializer(obj).data
         return Response(data, headers={"ETag": tag})

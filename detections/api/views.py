@@ -4,6 +4,7 @@ import uuid
 
 from django.db.models import QuerySet
 from django.http import Http404, HttpResponse
+from django.utils.cache import patch_vary_headers
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
@@ -16,7 +17,15 @@ from rest_framework.response import Response
 from detections import downloads
 from detections.filters import DetectionFilter
 from detections.models import Detection, Render, ValidationRun
+from detections.permissions import can_view_unpublished
 from detections.pysigma.convert import render_targets
+from detections.response_cache import (
+    body_store,
+    cache_key,
+    cached_body,
+    current_stamp,
+    stamp_subquery,
+)
 from detections.selectors import detection_queryset_for, visible_detections
 from detections.validation.runs import ValidationUnavailable, latest_runs, validation_request
 
@@ -29,7 +38,7 @@ from .serializers import (
     ValidationRunSerializer,
     ValidationSummarySerializer,
 )
-from .versioned import EditPermission, VersionedMixin
+from .versioned import EditPermission, VersionedMixin, etag_for, not_modified
 
 FILE_RESPONSE = OpenApiResponse(response=OpenApiTypes.BINARY, description="The file.")
 RENDER_FILE_RESPONSES = {
@@ -63,6 +72,48 @@ FULL_ACTIONS = {
     "transitions",
     "history_restore",
 }
+
+
+# Request headers that select the user, and so what the response shows.
+USER_HEADERS = ("Accept", "Authorization", "Cookie")
+
+
+def visibility_class(user) -> str:
+    """Return which unpublished content `user` may read: the user-dependent part of responses."""
+    from playbooks.models import Playbook
+
+    detections = can_view_unpublished(user, Detection)
+    playbooks = can_view_unpublished(user, Playbook)
+    return f"detections={detections:d},playbooks={playbooks:d}"
+
+
+def response_variant(request: Request) -> tuple[str, ...]:
+    """Return what besides the content changes a response's bytes.
+
+    Links in the body are absolute, so the scheme and host count, and the accepted
+    media type carries JSONRenderer's `indent` parameter.
+    """
+    return (
+        visibility_class(request.user),
+        request.build_absolute_uri("/"),
+        request.accepted_media_type or "",
+    )
+
+
+def json_cacheable(request: Request) -> bool:
+    renderer = getattr(request, "accepted_renderer", None)
+    return renderer is not None and renderer.format == "json"
+
+
+def cached_json_response(body: bytes, headers: dict[str, str] | None = None) -> HttpResponse:
+    return HttpResponse(body, content_type="application/json", headers=headers)
+
+
+def store_after_render(response: Response, key: str) -> Response:
+    """Store the rendered body of a successful response under `key`."""
+    if response.status_code == status.HTTP_200_OK:
+        response.add_post_render_callback(lambda rendered: body_store(key, rendered.content))
+    return response
 
 
 class RenderFilterSerializer(serializers.Serializer):
@@ -155,18 +206,57 @@ class DetectionViewSet(DetectionEditMixin, VersionedMixin, viewsets.ReadOnlyMode
         data = ValidationSummarySerializer(page, many=True, context=self.get_serializer_context()).data
         return self.get_paginated_response(data)
 
-    def get_object(self) -> Detection:
+    def _lookup(self) -> dict[str, object]:
+        """Return the filter for `{slug}`, which also accepts the detection's UUID."""
         value = self.kwargs["slug"]
-        queryset = self.get_queryset()
         if "\x00" in value:
             # PostgreSQL text cannot contain NUL, so such a lookup can match nothing.
             raise Http404("No detection matches the given query.")
         try:
-            detection = get_object_or_404(queryset, uuid=uuid.UUID(value))
+            return {"uuid": uuid.UUID(value)}
         except ValueError:
-            detection = get_object_or_404(queryset, slug=value)
+            return {"slug": value}
+
+    def get_object(self) -> Detection:
+        detection = get_object_or_404(self.get_queryset(), **self._lookup())
         self.check_object_permissions(self.request, detection)
         return detection
+
+    def retrieve(self, request: Request, *args, **kwargs) -> Response:
+        """Return the detail from the response cache when the content stamp matches.
+
+        One query reads the visible detection's identity, revision and the content
+        stamp, and the cache key is built from them and `response_variant`.
+        """
+        if not json_cacheable(request) or request.query_params:
+            return super().retrieve(request, *args, **kwargs)
+        row = get_object_or_404(
+            visible_detections(request.user)
+            .only("pk", "slug", "revision")
+            .annotate(content_stamp=stamp_subquery()),
+            **self._lookup(),
+        )
+        self.check_object_permissions(request, row)
+        tag = etag_for(row)
+        # NOTE: the ETag names the revision only, so a client that revalidates after a
+        # render or validation run finished gets 304 and keeps the older body.
+        if not_modified(request, tag):
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": tag})
+        if row.content_stamp is None:
+            return super().retrieve(request, *args, **kwargs)
+        key = cache_key(
+            "detection", row.pk, row.revision, row.content_stamp, *response_variant(request)
+        )
+        body = cached_body(key)
+        if body is not None:
+            return cached_json_response(body, headers={"ETag": tag})
+        return store_after_render(super().retrieve(request, *args, **kwargs), key)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if request.method in ("GET", "HEAD") and self.action in ("list", "retrieve"):
+            patch_vary_headers(response, USER_HEADERS)
+        return response
 
     @extend_schema(responses={200: FILE_RESPONSE})
     @action(detail=True, url_path=r"download/query/(?P<position>\d+)", url_name="query-download")
@@ -344,6 +434,23 @@ class DetectionViewSet(DetectionEditMixin, VersionedMixin, viewsets.ReadOnlyMode
 
     # Defined last: a method named `list` would hide the builtin in the rest of the class body.
     def list(self, request: Request, *args, **kwargs) -> Response:
+        """Return the page from the response cache when the content stamp matches.
+
+        The key contains the stamp and the full path with its query string, so every
+        filter and page has its own entry, and `next`/`previous` links stay exact.
+        """
+        stamp = current_stamp() if json_cacheable(request) else None
+        if stamp is None:
+            return self._list_page(request)
+        key = cache_key(
+            "detection-list", stamp, request.get_full_path(), *response_variant(request)
+        )
+        body = cached_body(key)
+        if body is not None:
+            return cached_json_response(body)
+        return store_after_render(self._list_page(request), key)
+
+    def _list_page(self, request: Request) -> Response:
         queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)
         detections = page if page is not None else list(queryset)
