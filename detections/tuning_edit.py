@@ -68,7 +68,7 @@ def condition_problem_line(document: YAMLDocument, message: str) -> int | None:
     if not isinstance(document.value, dict):
         return document.line
     for key in document.value:
-        if repr(key) in message or f"'{key}'" in message:
+        if message.startswith(f"{key}:") or repr(key) in message:
             return document.line_of((key,))
     return None
 
