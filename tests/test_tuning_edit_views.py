@@ -301,3 +301,93 @@ def test_stale_toggle_shows_conflict(author_client, seed_detection, reviewer):
     assert response.status_code == 409
     entry.refresh_from_db()
     assert entry.enabled is True
+
+
+# History and restore
+
+
+def test_history_diff_names_changed_condition(author_client, seed_detection):
+    entry = first_entry(seed_detection)
+    edit_url = url("tuning_entry_edit", seed_detection, entry.uuid)
+    data = form_data(author_client.get(edit_url))
+    data["condition"] = "Image|endswith: '\\conda.exe'\n"
+    author_client.post(edit_url, data)
+
+    newest, previous = editing.history(seed_detection)[:2]
+    changes = {
+        change.field: change
+        for change in editing.diff(seed_detection, previous.version_id, newest.version_id)
+    }
+
+    label = f"tuning_entries[{entry.position}]"
+    assert changes[f"{label}.condition"].before == entry.condition
+    assert changes[f"{label}.condition"].after == {"Image|endswith": "\\conda.exe"}
+    assert "conda.exe" in changes[f"{label}.spl"].after
+    history_page = author_client.get(
+        reverse("detections:history", args=[seed_detection.slug]),
+        {"a": previous.version_id, "b": newest.version_id},
+    )
+    assert f"{label}.condition" in history_page.content.decode()
+
+
+def test_history_diff_shows_deleted_entry(author_client, seed_detection):
+    entry = first_entry(seed_detection)
+    author_client.post(
+        url("tuning_entry_delete", seed_detection, entry.uuid),
+        {"revision": seed_detection.revision, "confirm": "true"},
+    )
+
+    newest, previous = editing.history(seed_detection)[:2]
+    changes = {
+        change.field: change
+        for change in editing.diff(seed_detection, previous.version_id, newest.version_id)
+    }
+
+    removed = changes[f"tuning_entries[{entry.position}]"]
+    assert removed.after is None
+    assert removed.before["condition"] == entry.condition
+    assert removed.before["owner"] == entry.owner
+
+
+def test_restore_brings_back_deleted_entry(author_client, seed_detection, author):
+    entry = first_entry(seed_detection)
+    stored = {"condition": entry.condition, "owner": entry.owner, "spl": entry.spl}
+    author_client.post(
+        url("tuning_entry_delete", seed_detection, entry.uuid),
+        {"revision": seed_detection.revision, "confirm": "true"},
+    )
+    before_delete = editing.history(seed_detection)[1]
+
+    editing.restore(
+        seed_detection, user=author, version_id=before_delete.version_id, expected_revision=2
+    )
+
+    restored = TuningEntry.objects.get(uuid=entry.uuid)
+    assert restored.condition == stored["condition"]
+    assert restored.owner == stored["owner"]
+    assert restored.spl == stored["spl"]
+    detection = Detection.objects.get(pk=seed_detection.pk)
+    assert stored["spl"] in detection_macro(detection).definition
+
+
+def test_restore_undoes_changed_and_added(author_client, seed_detection, author):
+    entry = first_entry(seed_detection)
+    original = entry.condition
+    edit_url = url("tuning_entry_edit", seed_detection, entry.uuid)
+    data = form_data(author_client.get(edit_url))
+    data["condition"] = "Image|endswith: '\\conda.exe'\n"
+    author_client.post(edit_url, data)
+    author_client.post(
+        url("tuning_entry_add", seed_detection), new_entry_data(seed_detection, revision=2)
+    )
+    count_with_added = seed_detection.tuning_entries.count()
+    first_version = editing.history(seed_detection)[-1]
+
+    editing.restore(
+        seed_detection, user=author, version_id=first_version.version_id, expected_revision=3
+    )
+
+    entry.refresh_from_db()
+    assert entry.condition == original
+    assert seed_detection.tuning_entries.count() == count_with_added - 1
+    assert not seed_detection.tuning_entries.filter(owner="SOC Tuning", ticket="SOC-4711").exists()
