@@ -161,7 +161,9 @@ def test_page_hides_actions_from_viewer(client, viewer, seed_detection):
 def test_author_deletes_entry(author_client, seed_detection):
     entry = first_entry(seed_detection)
     delete_url = url("tuning_entry_delete", seed_detection, entry.uuid)
-    assert author_client.get(delete_url).status_code == 200
+    confirm = author_client.get(delete_url)
+    assert confirm.status_code == 200
+    assert "Delete the entry</button>" in confirm.content.decode()
 
     response = author_client.post(
         delete_url, {"revision": seed_detection.revision, "confirm": "true", "comment": "Gone"}
