@@ -168,10 +168,22 @@ class DefaultCommentForm(RevisionForm):
         return cleaned
 
 
+class ConditionField(TextField):
+    """The YAML text of a tuning condition; a change of layout alone is no change."""
+
+    def has_changed(self, initial, data) -> bool:
+        try:
+            before = condition_document(initial or "").value
+            after = condition_document(self.to_python(data) or "").value
+        except ConditionSyntaxError:
+            return True
+        return before != after
+
+
 class TuningEntryForm(DefaultCommentForm):
     """A tuning entry of one detection, with its condition typed as YAML."""
 
-    condition = TextField(
+    condition = ConditionField(
         widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false", "class": "code-input"}),
         label="Condition (YAML)",
         help_text=(

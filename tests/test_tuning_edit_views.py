@@ -1,5 +1,7 @@
 """Edit pages of tuning entries: add, change, enable, disable, delete, errors, conflicts."""
 
+import json
+
 import pytest
 from django.urls import reverse
 
@@ -103,6 +105,19 @@ def test_unchanged_edit_stores_no_revision(author_client, seed_detection):
     entry = first_entry(seed_detection)
     edit_url = url("tuning_entry_edit", seed_detection, entry.uuid)
     data = form_data(author_client.get(edit_url))
+
+    response = author_client.post(edit_url, data)
+
+    assert response.status_code == 302
+    seed_detection.refresh_from_db()
+    assert seed_detection.revision == 1
+
+
+def test_reformatted_condition_stores_no_revision(author_client, seed_detection):
+    entry = first_entry(seed_detection)
+    edit_url = url("tuning_entry_edit", seed_detection, entry.uuid)
+    data = form_data(author_client.get(edit_url))
+    data["condition"] = json.dumps(entry.condition)
 
     response = author_client.post(edit_url, data)
 
