@@ -198,6 +198,18 @@ def test_delete_removes_entry(seed_detection, author):
     assert response.status_code == 204
     assert response["ETag"] == ETAG_2
     assert not TuningEntry.objects.filter(pk=entry.pk).exists()
+    assert editing.history(seed_detection)[0].comment.startswith("Deleted the tuning entry")
+
+
+def test_delete_takes_comment(seed_detection, author):
+    entry = first_entry(seed_detection)
+
+    response = api(author).delete(
+        entry_url(entry), {"comment": "Job retired"}, format="json", HTTP_IF_MATCH=ETAG_1
+    )
+
+    assert response.status_code == 204
+    assert editing.history(seed_detection)[0].comment == "Job retired"
 
 
 # Preconditions and permissions

@@ -74,6 +74,10 @@ class TuningEntryWriteSerializer(serializers.Serializer):
             raise serializers.ValidationError(str(exc)) from exc
 
 
+class TuningEntryDeleteSerializer(serializers.Serializer):
+    comment = COMMENT_FIELD
+
+
 def _entry_values(body: TuningEntryWriteSerializer, entry: TuningEntry | None) -> dict:
     """Return the entry's fields after the write: the stored ones updated by the body."""
     values = {}
@@ -188,12 +192,15 @@ class TuningEditMixin:
     @extend_schema(
         methods=["DELETE"],
         parameters=[ENTRY_ID, ETAG_HEADER],
-        request=None,
+        request=TuningEntryDeleteSerializer,
         responses={
             204: OpenApiResponse(description="Deleted; ETag is the detection's new one."),
             **WRITE_ERRORS,
         },
-        description="Delete a tuning entry. Restoring an older version brings it back.",
+        description=(
+            "Delete a tuning entry; the body may carry a `comment` for the history. "
+            "Restoring an older version brings the entry back."
+        ),
     )
     @action(
         detail=True,
@@ -213,13 +220,16 @@ class TuningEditMixin:
         if request.method == "GET":
             return self._entry_response(detection, entry_uuid)
         if request.method == "DELETE":
+            body = TuningEntryDeleteSerializer(data=request.data)
+            reject_unknown_fields(request.data, body)
+            body.is_valid(raise_exception=True)
             return self.edit_response(
                 request,
                 detection,
                 lambda locked: entry_delete(
                     locked, entry, user=request.user, trigger=ValidationRun.Trigger.API
                 ),
-                f"Deleted the tuning entry {entry_label(entry)}",
+                body.validated_data["comment"] or f"Deleted the tuning entry {entry_label(entry)}",
                 respond=lambda stored: Response(
                     status=status.HTTP_204_NO_CONTENT, headers={"ETag": etag_for(stored)}
                 ),
