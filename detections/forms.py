@@ -187,7 +187,7 @@ class TuningEntryForm(DefaultCommentForm):
         widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false", "class": "code-input"}),
         label="Condition (YAML)",
         help_text=(
-            "A Sigma selection: one `Field|modifier: value` per line, or a YAML list of "
+            "A Sigma selection: one Field|modifier: value per line, or a YAML list of "
             "values under the key. Events matching every line are excluded. Example: "
             "Image|endswith: '\\pip.exe'"
         ),

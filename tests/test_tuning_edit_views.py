@@ -67,6 +67,23 @@ def test_author_adds_entry(author_client, seed_detection):
     assert "restic.exe" in page
 
 
+def test_add_limits_entry_to_branch(author_client, seed_detection):
+    add_url = url("tuning_entry_add", seed_detection)
+    page = author_client.get(add_url).content.decode()
+    assert 'value="CompressionDllLoad"' in page
+    data = new_entry_data(seed_detection, branches=["CompressionDllLoad"])
+
+    response = author_client.post(add_url, data)
+
+    assert response.status_code == 302
+    added = seed_detection.tuning_entries.order_by("-position").first()
+    assert added.branches == ["CompressionDllLoad"]
+    assert added.rules == []
+    macro = detection_macro(Detection.objects.get(pk=seed_detection.pk)).definition
+    expected = 'DetectionSource="CompressionDllLoad" Image IN ("*\\\\backup-agent.exe",'
+    assert expected in macro
+
+
 def test_add_queues_one_validation_run(author_client, seed_detection):
     runs = ValidationRun.objects.filter(detection=seed_detection).count()
 
