@@ -1,6 +1,13 @@
 from django.urls import path
 
-from . import edit_views, history_views, preview_views, validation_views, views
+from . import (
+    edit_views,
+    history_views,
+    preview_views,
+    tuning_entry_views,
+    validation_views,
+    views,
+)
 
 app_name = "detections"
 
@@ -17,6 +24,26 @@ urlpatterns = [
         "detections/<slug:slug>/edit/overview/", edit_views.overview_edit, name="overview_edit"
     ),
     path("detections/<slug:slug>/edit/tuning/", edit_views.tuning_edit, name="tuning_edit"),
+    path(
+        "detections/<slug:slug>/edit/tuning-entries/new/",
+        tuning_entry_views.tuning_entry_add,
+        name="tuning_entry_add",
+    ),
+    path(
+        "detections/<slug:slug>/edit/tuning-entries/<uuid:entry_uuid>/",
+        tuning_entry_views.tuning_entry_edit,
+        name="tuning_entry_edit",
+    ),
+    path(
+        "detections/<slug:slug>/edit/tuning-entries/<uuid:entry_uuid>/enabled/",
+        tuning_entry_views.tuning_entry_enabled,
+        name="tuning_entry_enabled",
+    ),
+    path(
+        "detections/<slug:slug>/edit/tuning-entries/<uuid:entry_uuid>/delete/",
+        tuning_entry_views.tuning_entry_delete,
+        name="tuning_entry_delete",
+    ),
     path(
         "detections/<slug:slug>/edit/tests/<int:test_id>/",
         edit_views.test_edit,

@@ -508,6 +508,20 @@ class TuningEntrySerializer(serializers.ModelSerializer):
         ]
 
 
+def tuning_entries_data(
+    detection: Detection, context: dict, entries: list[TuningEntry] | None = None
+) -> list[dict]:
+    """Serialize `entries` (default: every entry of `detection`) with their filter URLs."""
+    files: dict[int, list[str]] = {}
+    for item in filter_files(detection):
+        files.setdefault(item.entry.pk, []).append(item.filename)
+    context = context | {"filter_files": files}
+    entries = list(detection.tuning_entries.all()) if entries is None else entries
+    for entry in entries:
+        entry.detection = detection
+    return TuningEntrySerializer(entries, many=True, context=context).data
+
+
 class TuningMacroSerializer(serializers.Serializer):
     """The detection's Splunk filter macro, built from its active tuning entries."""
 
@@ -574,14 +588,7 @@ class DetectionSerializer(DetectionListSerializer):
 
     @extend_schema_field(TuningEntrySerializer(many=True))
     def get_tuning_entries(self, detection: Detection) -> list[dict]:
-        files: dict[int, list[str]] = {}
-        for item in filter_files(detection):
-            files.setdefault(item.entry.pk, []).append(item.filename)
-        context = self.context | {"filter_files": files}
-        entries = list(detection.tuning_entries.all())
-        for entry in entries:
-            entry.detection = detection
-        return TuningEntrySerializer(entries, many=True, context=context).data
+        return tuning_entries_data(detection, self.context)
 
     @extend_schema_field(TuningMacroSerializer)
     def get_tuning_macro(self, detection: Detection) -> dict:

@@ -191,11 +191,14 @@ class VersionedMixin:
         data = self.get_serializer(obj).data
         return Response(data, headers={"ETag": tag})
 
-    def conditional_write(self, request: Request, obj: models.Model, write) -> Response:
+    def conditional_write(
+        self, request: Request, obj: models.Model, write, respond=None
+    ) -> Response:
         """Run `write(expected_revision)` and return the stored object with its new ETag.
 
-        Maps EditConflict to 412, TransitionError to 400, RestoreError to 409 and a
-        rejected permission to 403.
+        `respond(stored)`, when given, builds the response instead. Maps EditConflict
+        to 412, TransitionError to 400, RestoreError to 409 and a rejected permission
+        to 403.
         """
         try:
             stored = write(expected_revision(request, obj))
@@ -209,9 +212,11 @@ class VersionedMixin:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         except DjangoPermissionDenied as exc:
             raise exceptions.PermissionDenied(str(exc)) from exc
-        return self.stored_response(stored)
+        return respond(stored) if respond is not None else self.stored_response(stored)
 
-    def edit_response(self, request: Request, obj: models.Model, mutate, comment: str) -> Response:
+    def edit_response(
+        self, request: Request, obj: models.Model, mutate, comment: str, respond=None
+    ) -> Response:
         """Apply `mutate` through `editing.edit` as a conditional write."""
         return self.conditional_write(
             request,
@@ -223,6 +228,7 @@ class VersionedMixin:
                 mutate=mutate,
                 comment=comment,
             ),
+            respond,
         )
 
     def stored_response(self, obj: models.Model) -> Response:

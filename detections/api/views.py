@@ -38,6 +38,7 @@ from .serializers import (
     ValidationRunSerializer,
     ValidationSummarySerializer,
 )
+from .tuning_edits import TuningEditMixin
 from .versioned import EditPermission, VersionedMixin, etag_for, not_modified
 
 FILE_RESPONSE = OpenApiResponse(response=OpenApiTypes.BINARY, description="The file.")
@@ -136,7 +137,9 @@ class ReadOrAuthenticated(permissions.BasePermission):
         return bool(request.user and request.user.is_authenticated)
 
 
-class DetectionViewSet(DetectionEditMixin, VersionedMixin, viewsets.ReadOnlyModelViewSet):
+class DetectionViewSet(
+    DetectionEditMixin, TuningEditMixin, VersionedMixin, viewsets.ReadOnlyModelViewSet
+):
     """Detections with every field; `{slug}` also accepts the detection's UUID.
 
     Reads show what the caller may see. Writes need the change permission and the
