@@ -21,9 +21,10 @@ import uuid
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.db.backends.signals import connection_created
 from django.db.models import Subquery
+from django.db.models.signals import post_migrate, pre_migrate
 
 STAMP_ID = 1
 # Statements that cannot change rows are skipped by their first word.
@@ -82,12 +83,32 @@ def content_changed(using: str = "default") -> None:
     transaction.on_commit(_bump_callback(using), using=using, robust=True)
 
 
+# True while `migrate` runs: its statements create and fill tables before the stamp
+# table exists, so the stamp is replaced once afterwards instead.
+_migrating = False
+
+
 def _watch_writes(execute, sql, params, many, context):
     try:
         return execute(sql, params, many, context)
     finally:
-        if _changes_shown_content(sql):
+        if not _migrating and _changes_shown_content(sql):
             content_changed(context["connection"].alias)
+
+
+def _migration_started(sender, **kwargs) -> None:
+    global _migrating
+    _migrating = True
+
+
+def _migration_finished(sender, using=DEFAULT_DB_ALIAS, **kwargs) -> None:
+    global _migrating
+    _migrating = False
+    try:
+        stamp_replace(using)
+    except DatabaseError:
+        # Migrated back to before the stamp table: nothing is cached without its row.
+        pass
 
 
 def _install(sender, connection, **kwargs) -> None:
@@ -98,6 +119,8 @@ def _install(sender, connection, **kwargs) -> None:
 def connect() -> None:
     """Watch every database connection's writes, including those already open."""
     connection_created.connect(_install, dispatch_uid="content-stamp-watch")
+    pre_migrate.connect(_migration_started, dispatch_uid="content-stamp-migrate-start")
+    post_migrate.connect(_migration_finished, dispatch_uid="content-stamp-migrate-end")
     for connection in connections.all(initialized_only=True):
         _install(None, connection)
 

@@ -304,3 +304,16 @@ def test_playbook_unpublished_leaves_cached_detail(seed):
     Playbook.objects.update(status=Detection.Status.DRAFT)
 
     assert detail()["playbooks"] == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migrate_replaces_stamp_after_running(caplog):
+    from detections import response_cache
+
+    before = ContentStamp.objects.get(pk=STAMP_ID).token
+
+    call_command("migrate", verbosity=0)
+
+    assert response_cache._migrating is False
+    assert ContentStamp.objects.get(pk=STAMP_ID).token != before
+    assert [record.getMessage() for record in caplog.records if record.levelname == "ERROR"] == []
