@@ -24,8 +24,11 @@ def task_detections(task_name: str, args) -> list[str]:
         return []
     try:
         if task_name == "detections.render_batch":
+            # order_by() drops Render's default ordering, whose columns would
+            # otherwise make DISTINCT return one slug per render.
             slugs = (
                 Render.objects.filter(pk__in=list(args[0]))
+                .order_by()
                 .values_list("sigma_rule__detection__slug", flat=True)
                 .distinct()
             )

@@ -174,3 +174,16 @@ def test_task_retry_line(log_output, queued_render, monkeypatch):
     assert retry["level"] == "WARNING"
     assert retry["detections"] == [SEED_SLUG]
     assert "server closed the connection" in retry["reason"]
+
+
+@pytest.mark.django_db
+def test_task_lines_name_each_detection_once(log_output, seed_detection):
+    renders = list(
+        Render.objects.filter(sigma_rule__detection=seed_detection).values_list("pk", flat=True)[:5]
+    )
+    assert len(renders) == 5
+
+    render_batch.apply(args=[renders])
+
+    lines = task_lines(log_output, "detections.render_batch")
+    assert lines[0]["detections"] == [SEED_SLUG]
