@@ -488,8 +488,9 @@ def test_load_content_dead_broker_keeps_renders(
 
     # One callback sends the renders, one the validation run of the detection's tests,
     # and one schedules the renders again after the tuning entries were saved, which
-    # finds their input unchanged.
-    assert len(callbacks) == 3
+    # finds their input unchanged. The response cache's stamp replacement is left out.
+    work = [callback for callback in callbacks if not hasattr(callback, "content_stamp_alias")]
+    assert len(work) == 3
     expected = SigmaRule.objects.count() * len(render_targets())
     assert Render.objects.count() == expected
     statuses = set(Render.objects.values_list("status", flat=True))
