@@ -26,7 +26,7 @@ class ReadOnlyToken(exceptions.PermissionDenied):
 class ApiTokenAuthentication(BaseAuthentication):
     """Authenticate a request by an ApiToken key.
 
-    Expired and revoked tokens fail with 401 and say so. A read-only token used for
+    Expired and revoked tokens fail with 401 and a message naming the reason. A read-only token used for
     a method other than GET, HEAD or OPTIONS fails with 403, whatever the view's
     own permissions are.
     """

@@ -3,11 +3,11 @@
 Roles are the groups that migration 0006 creates, and superusers, who hold every
 permission:
 
-- viewer: sees content in every workflow status;
-- author: also edits content and submits it for review;
+- viewer: reads content in every workflow status.
+- author: also edits content and submits it for review.
 - reviewer: also publishes and deprecates content.
 
-Anonymous users, token clients and signed-in users in no group see published
+Anonymous users, token clients and signed-in users in no group read published
 content only, unless settings.PORTAL_SHOW_UNPUBLISHED is true.
 """
 

@@ -3,7 +3,7 @@
 The token in the single `ContentStamp` row changes after every committed write to a
 table whose rows the API shows: every table of the detections and playbooks apps
 except previews, plus `auth_user` (usernames appear in tuning entries). A database
-execute wrapper sees each INSERT, UPDATE and DELETE, including `QuerySet.update()`
+execute wrapper inspects each INSERT, UPDATE and DELETE, including `QuerySet.update()`
 and `bulk_create()` calls, which send no signals, so render and validation workers
 need no extra calls. PostgreSQL COPY bypasses the wrapper and calls
 `content_changed()` itself.

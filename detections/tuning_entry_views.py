@@ -1,9 +1,9 @@
 """Edit pages of a detection's tuning entries: add, change, enable or disable, delete.
 
-They share the flow of the other edit pages (detections.edit_flow): each form carries
-the detection revision it was loaded from and a change comment, saves through
-`editing.edit`, and shows the conflict with the typed text kept when someone else
-changed the detection in between.
+They follow the other edit pages (detections.edit_flow). Each form carries the
+detection revision it was loaded from and a change comment, and saves through
+`editing.edit`. When someone else changed the detection in between, the conflict
+page shows the changes and keeps the typed text.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def tuning_entry_enabled(request: HttpRequest, slug: str, entry_uuid) -> HttpRes
     """Enable or disable an entry; the detection page posts here from the entry's row."""
     detection = editable_detection(request, slug)
     entry = _entry_of(detection, entry_uuid)
-    # GET asks to flip the stored state; POST names the requested state.
+    # A GET flips the stored state. A POST sets the state named in its `enabled` field.
     turn_on = not entry.enabled
     if request.method == "POST":
         turn_on = BooleanField(required=False).to_python(request.POST.get("enabled"))

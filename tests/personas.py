@@ -52,11 +52,11 @@ def reviewer(db):
 
 @pytest.fixture
 def outsider(db):
-    """A signed-in user in no group: sees published content only."""
+    """A signed-in user in no group, who can read published content only."""
     return UserFactory(username="outsider")
 
 
 @pytest.fixture
 def admin_user(db):
-    """A superuser, who holds every permission."""
+    """A superuser, who has every permission."""
     return UserFactory(username="admin", is_staff=True, is_superuser=True)

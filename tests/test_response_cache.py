@@ -159,7 +159,7 @@ def test_load_content_changes_cached_detail(seed, tmp_path):
 
 
 def test_import_sigma_changes_cached_list(seed, viewer, tmp_path):
-    # Imported rules start unpublished, so a viewer, who sees drafts, reads the list.
+    # Imported rules start unpublished, so a viewer, who may read drafts, requests the list.
     client = APIClient()
     client.force_login(viewer)
     before = cached_twice(LIST, client=client)

@@ -118,7 +118,7 @@ class QuerySerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_tuned_text(self, query: Query) -> str | None:
-        """The SPL with the detection's filter macro call, or null for other languages."""
+        """Return the SPL with the detection's filter macro call, or None for other languages."""
         if query.language.upper() != "SPL":
             return None
         return tuned_spl(query, detection_macro(query.detection))

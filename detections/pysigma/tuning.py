@@ -44,7 +44,7 @@ def condition_problems(condition: Any) -> list[str]:
     """Describe every reason `condition` is not a usable tuning condition.
 
     Returns an empty list for a valid condition. Each message names the field and
-    value and tells how to fix it.
+    value and the fix.
     """
     if not isinstance(condition, dict):
         return [

@@ -6,7 +6,7 @@ from accounts.passwords import PASSWORD_VARIABLE, new_password
 
 class Command(BaseCommand):
     help = (
-        "Create the first administrator: a superuser, who holds every permission. "
+        "Create the first administrator: a superuser, who has every permission. "
         f"The password comes from {PASSWORD_VARIABLE} or a prompt."
     )
 
