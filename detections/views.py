@@ -30,6 +30,7 @@ from .models import (
 )
 from .permissions import can_view_unpublished
 from .pysigma.convert import RenderTarget, render_targets
+from .cached_responses import cacheable_for_anonymous
 from .response_cache import body_store, cache_key, cached_body, current_stamp
 from .selectors import DATA_SOURCES_PREFETCH, MAPPINGS_PREFETCH, visible_detections
 from .tuning_page import tuning_context
@@ -148,7 +149,7 @@ def detection_list(request: HttpRequest) -> HttpResponse:
         if key and response.status_code == 200:
             body_store(key, response.content)
     patch_vary_headers(response, ("Cookie",))
-    return response
+    return cacheable_for_anonymous(response) if key else response
 
 
 def _detection_list_page(request: HttpRequest) -> HttpResponse:

@@ -37,6 +37,29 @@ class FailOpenRedisCache(RedisCache):
             )
 
 
+    def get_and_incr(self, key: str | None, counter: str, ttl: int):
+        """Read `key` (unless None) and add one to `counter` in one round trip.
+
+        Returns (value or None, count). The counter expires `ttl` seconds after its
+        last increment. With Redis unreachable: (None, 1).
+        """
+        client = self._cache.get_client(write=True)
+        counter = self.make_and_validate_key(counter)
+        try:
+            with client.pipeline(transaction=False) as pipeline:
+                if key is not None:
+                    pipeline.get(self.make_and_validate_key(key))
+                pipeline.incr(counter)
+                pipeline.expire(counter, ttl)
+                results = pipeline.execute()
+        except UNREACHABLE as exc:
+            self._warn("get_and_incr", exc)
+            return None, 1
+        raw = results[0] if key is not None else None
+        value = None if raw is None else self._cache._serializer.loads(raw)
+        return value, results[-2]
+
+
 def _fail_open(name: str, fallback):
     original = getattr(RedisCache, name)
 

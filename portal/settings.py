@@ -76,6 +76,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so that every other middleware still handles the responses it serves.
+    "detections.cached_responses.AnonymousCacheMiddleware",
 ]
 
 if PRODUCTION:
@@ -202,9 +204,9 @@ else:
 # that replacement.
 API_CACHE_TIMEOUT = env_int("API_CACHE_TIMEOUT", 300, minimum=1)
 
-# DRF throttling rates ("number/period", period s, m, h or d), counted per user for
-# signed-in clients and per client address for anonymous ones. DRF's user throttle
-# counts anonymous clients by address too, so they get the lower of the two rates.
+# API throttling rates ("number/period", period s, m, h or d), counted per user for
+# signed-in clients and per client address for anonymous ones, in fixed windows of
+# the period (portal.throttling).
 THROTTLE_ANON_RATE = env_str("THROTTLE_ANON_RATE", "120/minute", from_file=False)
 THROTTLE_USER_RATE = env_str("THROTTLE_USER_RATE", "600/minute", from_file=False)
 # Reverse proxies in front of the web process that append to X-Forwarded-For. With 0
@@ -226,8 +228,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "portal.throttling.ClientAddressRateThrottle",
+        "portal.throttling.SignedInUserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {"anon": THROTTLE_ANON_RATE, "user": THROTTLE_USER_RATE},
     "NUM_PROXIES": NUM_PROXIES,

@@ -29,6 +29,14 @@ def clear_cache():
     cache.clear()
 
 
+@pytest.fixture
+def throttle_clock(monkeypatch):
+    """Hold the throttles' clock 20 s into a window, so counts never straddle two windows."""
+    from portal.throttling import WindowRateThrottle
+
+    monkeypatch.setattr(WindowRateThrottle, "timer", lambda self: 1_800_000_020.0)
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -> None:
     """Give each PostgreSQL test run its own database, so parallel runs cannot collide."""

@@ -19,11 +19,12 @@ def content_stamp(db) -> None:
 def test_detail_query_count(seed_detection, django_assert_max_num_queries):
     client = APIClient()
 
-    # Uncached: the detection and content stamp row, then one query per related
-    # table, tuning entries included, and none per row.
-    with django_assert_max_num_queries(17):
+    # Uncached: the content stamp for the anonymous response cache, the detection
+    # and stamp row, then one query per related table, tuning entries included, and
+    # none per row.
+    with django_assert_max_num_queries(18):
         response = client.get(f"/api/v1/detections/{SEED_SLUG}/")
-    # Cached: the detection and content stamp row only.
+    # Cached: the content stamp only.
     with django_assert_max_num_queries(1):
         cached = client.get(f"/api/v1/detections/{SEED_SLUG}/")
 

@@ -6,10 +6,12 @@ import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import OperationalError
-from django.test import override_settings
+from django.contrib.auth.models import AnonymousUser
+from django.test import RequestFactory, override_settings
 from rest_framework.settings import api_settings
 from rest_framework.test import APIClient
-from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
+
+from portal.throttling import ClientAddressRateThrottle, SignedInUserRateThrottle
 
 from .conftest import REPO_ROOT, SEED_SLUG
 
@@ -73,8 +75,8 @@ def test_security_headers(client):
 def test_throttling_configured_from_settings():
     classes = api_settings.DEFAULT_THROTTLE_CLASSES
 
-    assert AnonRateThrottle in classes
-    assert UserRateThrottle in classes
+    assert ClientAddressRateThrottle in classes
+    assert SignedInUserRateThrottle in classes
     assert api_settings.DEFAULT_THROTTLE_RATES == {
         "anon": settings.THROTTLE_ANON_RATE,
         "user": settings.THROTTLE_USER_RATE,
@@ -83,8 +85,8 @@ def test_throttling_configured_from_settings():
 
 
 @pytest.fixture
-def five_per_minute(monkeypatch):
-    monkeypatch.setattr(AnonRateThrottle, "THROTTLE_RATES", {"anon": "5/minute"})
+def five_per_minute(monkeypatch, throttle_clock):
+    monkeypatch.setattr(ClientAddressRateThrottle, "THROTTLE_RATES", {"anon": "5/minute"})
 
 
 def statuses(client, forwarded_for: list[str]) -> list[int]:
@@ -102,6 +104,26 @@ def test_forged_forwarded_for_is_throttled(five_per_minute):
 
 
 @pytest.mark.django_db
+def test_signed_in_users_are_counted_by_the_user_rate_only(
+    monkeypatch, django_user_model, throttle_clock
+):
+    monkeypatch.setattr(ClientAddressRateThrottle, "THROTTLE_RATES", {"anon": "2/minute"})
+    monkeypatch.setattr(SignedInUserRateThrottle, "THROTTLE_RATES", {"user": "4/minute"})
+    user = django_user_model.objects.create_user("analyst")
+    signed_in = APIClient()
+    signed_in.force_authenticate(user)
+
+    anonymous = [APIClient().get(LIST_URL).status_code for _ in range(3)]
+    member = [signed_in.get(LIST_URL).status_code for _ in range(5)]
+
+    assert anonymous == [200, 200, 429]
+    assert member == [200, 200, 200, 200, 429]
+    request = RequestFactory().get(LIST_URL)
+    request.user = AnonymousUser()
+    assert SignedInUserRateThrottle().get_cache_key(request, None) is None
+
+
+@pytest.mark.django_db
 def test_throttled_answer_names_wait(five_per_minute):
     client = APIClient()
     statuses(client, ["203.0.113.1"] * 5)
@@ -109,7 +131,8 @@ def test_throttled_answer_names_wait(five_per_minute):
     response = client.get(LIST_URL)
 
     assert response.status_code == 429
-    assert "Retry-After" in response.headers
+    # The clock is 20 s into a one-minute window.
+    assert response.headers["Retry-After"] == "40"
     assert "throttled" in response.json()["detail"].lower()
 
 

@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from detections import downloads
+from detections.cached_responses import cacheable_for_anonymous
 from detections.filters import DetectionFilter
 from detections.models import Detection, Render, ValidationRun
 from detections.permissions import can_view_unpublished
@@ -107,14 +108,15 @@ def json_cacheable(request: Request) -> bool:
 
 
 def cached_json_response(body: bytes, headers: dict[str, str] | None = None) -> HttpResponse:
-    return HttpResponse(body, content_type="application/json", headers=headers)
+    response = HttpResponse(body, content_type="application/json", headers=headers)
+    return cacheable_for_anonymous(response)
 
 
 def store_after_render(response: Response, key: str) -> Response:
     """Store the rendered body of a successful response under `key`."""
     if response.status_code == status.HTTP_200_OK:
         response.add_post_render_callback(lambda rendered: body_store(key, rendered.content))
-    return response
+    return cacheable_for_anonymous(response)
 
 
 class RenderFilterSerializer(serializers.Serializer):
