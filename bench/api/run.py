@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,6 +51,8 @@ class Figure:
     errors: int
     statuses: dict
     machine_busy_percent: int
+    # CPU time of the gunicorn processes per request; 0 where not measured.
+    server_cpu_ms: float = 0.0
 
 
 def free_port() -> int:
@@ -118,6 +121,7 @@ class Gunicorn:
 
 LATENCY = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
 UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 WRK_SCRIPT = """
@@ -130,9 +134,15 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
+-- Each request comes from one of 65,536 client addresses, as a proxy reports them,
+-- so every client stays far below the production throttle rates.
+local forwarded = {}
+
 request = function()
   counter = counter + 1
-  return wrk.format(nil, paths[(counter %% #paths) + 1])
+  forwarded["X-Forwarded-For"] = string.format(
+    "10.%%d.%%d.1", math.floor(counter / 256) %% 256, counter %% 256)
+  return wrk.format(nil, paths[(counter %% #paths) + 1], forwarded)
 end
 
 function response(status, headers, body)
@@ -149,6 +159,23 @@ end
 """
 
 
+def process_tree_cpu(pid: int) -> int:
+    """Return the user and system CPU ticks of `pid` and its children, from /proc."""
+    total = 0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        # utime and stime are fields 14 and 15 of stat, and fields[0] is field 3.
+        total += int(fields[11]) + int(fields[12])
+        pending.extend(int(child) for child in children)
+    return total
+
+
 def machine_cpu() -> tuple[int, int]:
     """Return busy and total CPU ticks of the whole machine, from /proc/stat."""
     fields = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
@@ -156,7 +183,9 @@ def machine_cpu() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
-def run_wrk(label: str, base: str, paths: list[str], args, folder: Path, headers=()) -> Figure:
+def run_wrk(
+    label: str, base: str, paths: list[str], args, folder: Path, headers=(), server_pid=None
+) -> Figure:
     script = folder / "paths.lua"
     script.write_text(WRK_SCRIPT % ", ".join(json.dumps(path) for path in paths), encoding="utf-8")
     command = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s",
@@ -164,7 +193,9 @@ def run_wrk(label: str, base: str, paths: list[str], args, folder: Path, headers
     for header in ("X-Forwarded-Proto: https", *headers):
         command += ["-H", header]
     busy_before, total_before = machine_cpu()
+    server_before = process_tree_cpu(server_pid) if server_pid else 0
     output = subprocess.run(command + [base], capture_output=True, text=True, check=True).stdout
+    server_after = process_tree_cpu(server_pid) if server_pid else 0
     busy_after, total_after = machine_cpu()
     # Requests still queued in gunicorn when wrk stops would slow the next measurement.
     httpx.get(base + "/healthz", timeout=120)
@@ -172,9 +203,10 @@ def run_wrk(label: str, base: str, paths: list[str], args, folder: Path, headers
     status_lines = re.findall(r"^status (\d+) (\d+)$", output, re.MULTILINE)
     statuses = {int(code): int(count) for code, count in status_lines}
     socket_errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
+    requests = int(re.search(r"(\d+) requests in", output).group(1))
     return Figure(
         label=label,
-        requests=int(re.search(r"(\d+) requests in", output).group(1)),
+        requests=requests,
         seconds=args.duration,
         requests_per_second=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
         p50_ms=latencies["50"],
@@ -184,6 +216,7 @@ def run_wrk(label: str, base: str, paths: list[str], args, folder: Path, headers
         machine_busy_percent=round(
             100 * (busy_after - busy_before) / max(1, total_after - total_before)
         ),
+        server_cpu_ms=1000 * (server_after - server_before) / CLOCK_TICKS / max(1, requests),
     )
 
 
@@ -193,6 +226,7 @@ def print_figure(figure: Figure, ceiling: float | None = None) -> None:
         f"  {figure.label:<28} {figure.requests_per_second:9.0f} req/s {share} of bare"
         f"   p50 {figure.p50_ms:7.2f} ms   p99 {figure.p99_ms:7.2f} ms"
         f"   errors {figure.errors}   machine CPU {figure.machine_busy_percent:3d} %"
+        f"   server CPU {figure.server_cpu_ms:.2f} ms/request"
     )
     if figure.errors:
         print(f"      statuses: {figure.statuses}")
@@ -209,6 +243,9 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per endpoint")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of the main run (default 3)"
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument(
         "--keep-database", action="store_true", help="leave the database for another run"
@@ -247,11 +284,9 @@ def main() -> None:
             CELERY_BROKER_FOLDER=str(folder / "broker"),
             STATIC_ROOT=str(folder / "static"),
             BENCH_ENDPOINTS="true",
-            # Throttling stays on, so its Redis round trips are measured, at rates
-            # the load never reaches. DRF applies the user rate to anonymous clients
-            # too, by address, so both are raised.
-            THROTTLE_ANON_RATE="1000000/s",
-            THROTTLE_USER_RATE="1000000/s",
+            # Throttling stays on at the production rates, behind one proxy: wrk
+            # sends each request from one of many client addresses (WRK_SCRIPT).
+            NUM_PROXIES="1",
             LOG_FORMAT="json",
         )
         print(f"database: {database.label}; redis-server on port {redis_port}")
@@ -304,6 +339,42 @@ def endpoints() -> list[tuple[str, list[str]]]:
     ]
 
 
+def main_runs(base: str, detail_paths: list[str]) -> list[tuple[str, list[str], tuple]]:
+    """Return the endpoints after the bare view, with the 304 run: label, paths, headers."""
+    runs = [(label, paths, ()) for label, paths in endpoints()[1:]]
+    first = httpx.get(base + detail_paths[0], headers={"X-Forwarded-Proto": "https"})
+    etag = first.headers.get("ETag")
+    if etag is not None:
+        runs.append(("304 Not Modified", [detail_paths[0]], (f"If-None-Match: {etag}",)))
+    else:
+        print("  304 Not Modified             not available: the API sends no ETag")
+    return runs
+
+
+def summarise(label: str, series: list[Figure], shares: list[float] | None) -> dict:
+    return {
+        "label": label,
+        "runs": [asdict(figure) for figure in series],
+        "requests_per_second": statistics.median(f.requests_per_second for f in series),
+        "share_of_bare": statistics.median(shares) if shares else 1.0,
+        "p50_ms": statistics.median(f.p50_ms for f in series),
+        "p99_ms": max(f.p99_ms for f in series),
+        "errors": sum(f.errors for f in series),
+        "machine_busy_percent": round(statistics.mean(f.machine_busy_percent for f in series)),
+        "server_cpu_ms": statistics.median(f.server_cpu_ms for f in series),
+    }
+
+
+def print_summary(summary: dict) -> None:
+    print(
+        f"  {summary['label']:<28} {summary['requests_per_second']:9.0f} req/s "
+        f"{summary['share_of_bare']:6.0%} of bare   p50 {summary['p50_ms']:7.2f} ms"
+        f"   p99 {summary['p99_ms']:7.2f} ms   errors {summary['errors']}"
+        f"   machine CPU {summary['machine_busy_percent']:3d} %"
+        f"   server CPU {summary['server_cpu_ms']:.2f} ms/request"
+    )
+
+
 def measure(args, env: dict, folder: Path) -> dict:
     log = folder / "gunicorn.log"
     report: dict = {"compare": {}, "endpoints": []}
@@ -323,27 +394,38 @@ def measure(args, env: dict, folder: Path) -> dict:
         print_figure(figure, bare.requests_per_second)
 
     print(f"\nmain run: {args.workers} workers, {args.duration} s per endpoint, "
-          f"{args.connections} connections, {args.threads} wrk thread(s):")
+          f"{args.connections} connections, {args.threads} wrk thread(s), {args.rounds} rounds; "
+          "the bare view runs before and after each endpoint:")
     server = Gunicorn(env, args.workers, log)
     try:
         for _label, paths in endpoints():
             run_wrk("warm-up", server.base, paths, compare_args, folder)
-        ceiling = None
-        for label, paths in endpoints():
-            figure = run_wrk(label, server.base, paths, args, folder)
-            ceiling = ceiling or figure.requests_per_second
-            report["endpoints"].append(asdict(figure))
-            print_figure(figure, ceiling)
-        first = httpx.get(server.base + detail_paths[0], headers={"X-Forwarded-Proto": "https"})
-        etag = first.headers.get("ETag")
-        if etag is None:
-            print("  304 Not Modified             not available: the API sends no ETag yet")
-            report["not_modified"] = None
-        else:
-            figure = run_wrk("304 Not Modified", server.base, [detail_paths[0]], args, folder,
-                             headers=(f"If-None-Match: {etag}",))
-            report["endpoints"].append(asdict(figure))
-            print_figure(figure, ceiling)
+        runs = main_runs(server.base, detail_paths)
+        bare_label, bare_paths = endpoints()[0]
+        shares: dict[str, list[float]] = {}
+        figures: dict[str, list[Figure]] = {}
+        for number in range(1, args.rounds + 1):
+            print(f"  round {number}:")
+            pid = server.process.pid
+            before = run_wrk(bare_label, server.base, bare_paths, args, folder, server_pid=pid)
+            figures.setdefault(bare_label, []).append(before)
+            for label, paths, headers in runs:
+                figure = run_wrk(
+                    label, server.base, paths, args, folder, headers=headers, server_pid=pid
+                )
+                after = run_wrk(bare_label, server.base, bare_paths, args, folder, server_pid=pid)
+                ceiling = (before.requests_per_second + after.requests_per_second) / 2
+                figures.setdefault(label, []).append(figure)
+                figures[bare_label].append(after)
+                shares.setdefault(label, []).append(figure.requests_per_second / ceiling)
+                print_figure(figure, ceiling)
+                before = after
+        print("\nmedian over the rounds (share: of the bare runs just before and after; "
+              "p99: the highest of the rounds):")
+        for label, series in figures.items():
+            summary = summarise(label, series, shares.get(label))
+            report["endpoints"].append(summary)
+            print_summary(summary)
     finally:
         server.stop()
     return report
