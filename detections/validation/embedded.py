@@ -21,7 +21,7 @@ import os
 import re
 import sqlite3
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -41,7 +41,22 @@ RULES_PER_SCAN = 16
 # smaller inputs finish in well under a second and gain nothing from threads.
 PARALLEL_MIN_PAIRS = 1_000_000
 
+# From this many events of one source on, the rules that read only a few columns run
+# over the distinct value combinations of those columns, one row per combination,
+# instead of over every event (see _DistinctView). Smaller sources are scanned as
+# they are, as grouping costs more than it saves there.
+DISTINCT_MIN_EVENTS = 10_000
+
+# Columns a distinct view may have, taken in the order of how many rules read them,
+# and views per source.
+DISTINCT_MAX_COLUMNS = 6
+DISTINCT_MAX_VIEWS = 3
+
 SELECT_PREFIX = "SELECT _event FROM logs WHERE "
+
+# String literals and identifiers of SQLite statements: 'text', "name", `name` or a bare word.
+_LITERAL = re.compile(r"'(?:[^']|'')*'")
+_IDENTIFIER = re.compile(r'"((?:[^"]|"")*)"|`((?:[^`]|``)*)`|([A-Za-z_][A-Za-z0-9_]*)')
 
 # Value types that SQLite stores as they are; _cell converts every other type.
 _PLAIN_TYPES = frozenset((str, int, float, type(None)))
@@ -71,8 +86,9 @@ class EngineResult:
     rules: list[RuleOutcome]
     event_count: int
     unread_sources: dict[str, int]
-    # Seconds spent building tables and scanning them, summed over worker threads, so
-    # with several workers their sum can exceed the wall time of run_rules.
+    # Seconds spent grouping events and building tables, and seconds spent scanning
+    # them. Both are summed over worker threads, so with several workers their sum can
+    # exceed the wall time of run_rules.
     load_seconds: float = 0.0
     scan_seconds: float = 0.0
 
@@ -156,15 +172,17 @@ def run_rules(
     grouped: dict[EventSource, list[tuple[int, dict]]] = defaultdict(list)
     for index, event in enumerate(events):
         grouped[event_source(event)].append((index, event))
+    started = time.perf_counter()
     plans = [_plan_source(source, members, rules) for source, members in grouped.items()]
     tasks = [task for plan in plans for task in plan.tasks(workers)]
+    planned = time.perf_counter() - started
     _run_tasks(tasks, workers)
     unread = {plan.source.label: len(plan.events) for plan in plans if not plan.rules}
     return EngineResult(
         _outcomes(rules, plans),
         len(events),
         unread,
-        load_seconds=sum(task.load_seconds for task in tasks),
+        load_seconds=planned + sum(task.load_seconds for task in tasks),
         scan_seconds=sum(task.scan_seconds for task in tasks),
     )
 
@@ -203,10 +221,15 @@ class _QueryResult:
 
 @dataclass
 class _ScanTask:
-    """One slice of a source's events, scanned with every rule that reads the source."""
+    """One table of events (or of distinct value rows), scanned with a set of rules."""
 
     plan: _SourcePlan
     events: list[tuple[int, dict]]
+    # Rule positions to run on this table, in run_rules' order.
+    positions: list[int]
+    columns: dict[str, str]
+    # For a distinct view, the event numbers of each row number; None for plain events.
+    members: list[list[int]] | None = None
     # Per rule position, one result per query of the rule.
     results: dict[int, list[_QueryResult]] = field(default_factory=dict)
     load_seconds: float = 0.0
@@ -214,7 +237,7 @@ class _ScanTask:
 
     @property
     def pairs(self) -> int:
-        return len(self.events) * len(self.plan.rules)
+        return len(self.events) * len(self.positions)
 
 
 @dataclass
@@ -231,14 +254,24 @@ class _SourcePlan:
     def tasks(self, workers: int) -> list[_ScanTask]:
         if not self.rules:
             return []
-        count = len(self.events)
-        parts = 1
-        if workers > 1 and count * len(self.rules) >= PARALLEL_MIN_PAIRS:
-            parts = min(workers, count)
-        size = -(-count // parts)
-        self.scans = [
-            _ScanTask(self, self.events[start:start + size]) for start in range(0, count, size)
-        ]
+        positions = list(self.rules)
+        tables = [(self.events, positions, self.columns, None)]
+        if len(self.events) >= DISTINCT_MIN_EVENTS:
+            tables = _distinct_tables(self)
+        self.scans = []
+        for events, table_positions, columns, members in tables:
+            count = len(events)
+            parts = 1
+            if workers > 1 and count * len(table_positions) >= PARALLEL_MIN_PAIRS:
+                parts = min(workers, count)
+            size = -(-count // parts)
+            for start in range(0, count, size):
+                part_members = None if members is None else members[start:start + size]
+                self.scans.append(
+                    _ScanTask(
+                        self, events[start:start + size], table_positions, columns, part_members
+                    )
+                )
         return self.scans
 
     def report(self, position: int, outcome: RuleOutcome) -> None:
@@ -251,8 +284,9 @@ class _SourcePlan:
                 f"reads {_names(missing)}, which none of the {count} {self.source.label} "
                 "events has; the events or the rule's field names are wrong"
             )
+        scans = [task for task in self.scans if position in task.results]
         for query_index in range(len(rule.queries)):
-            results = [task.results[position][query_index] for task in self.scans]
+            results = [task.results[position][query_index] for task in scans]
             failed = [result.error for result in results if result.error is not None]
             if failed:
                 # One statement over the whole source stops at its first failing row and
@@ -283,10 +317,10 @@ def _plan_source(
 
 def _scan(task: _ScanTask) -> None:
     started = time.perf_counter()
-    table = SourceTable(task.plan.source, task.events, columns=task.plan.columns)
+    table = SourceTable(task.plan.source, task.events, columns=task.columns)
     loaded = time.perf_counter()
     try:
-        positions = list(task.plan.rules)
+        positions = task.positions
         for start in range(0, len(positions), RULES_PER_SCAN):
             batch = {
                 position: task.plan.rules[position][0]
@@ -295,8 +329,159 @@ def _scan(task: _ScanTask) -> None:
             task.results.update(_run_batch(table, batch))
     finally:
         table.close()
+    if task.members is not None:
+        _expand(task)
     task.load_seconds = loaded - started
     task.scan_seconds = time.perf_counter() - loaded
+
+
+def _expand(task: _ScanTask) -> None:
+    """Replace the row numbers of a distinct view's matches by the events of those rows."""
+    offset = task.events[0][0] if task.events else 0
+    for results in task.results.values():
+        for result in results:
+            result.rows = {
+                event for row in result.rows for event in task.members[row - offset]
+            }
+
+
+def _distinct_tables(plan: _SourcePlan) -> list[tuple]:
+    """Split a large source's rules between distinct views and a table of its events.
+
+    A query is a function of the values of the columns it names, because every SQL
+    function the engine registers is deterministic. Events that agree on those columns
+    therefore get the same verdict. A view has one row per distinct combination of
+    values of a few columns, and a rule that reads only those columns runs over the
+    view. A match on a view row counts for every event of that row. The rules left
+    over run over every event. Each returned table is (rows, rule positions, columns,
+    events per row or None).
+    """
+    remaining = {
+        position: _read_columns(rule, plan.columns) for position, (rule, _) in plan.rules.items()
+    }
+    counts = Counter(name for names in remaining.values() for name in names)
+    values: dict[str, list] = {}
+    tables = []
+    for _ in range(DISTINCT_MAX_VIEWS):
+        view = _choose_view(plan, remaining, values)
+        if view is None:
+            break
+        view_columns, groups = view
+        prefix = set(view_columns)
+        covered = [position for position, names in remaining.items() if names <= prefix]
+        runnable = _runnable(covered, plan, view_columns)
+        if not runnable:
+            break
+        rows, members = _view_rows(plan.events, groups, view_columns, values)
+        tables.append((rows, runnable, view_columns, members))
+        for position in runnable:
+            del remaining[position]
+
+    if remaining:
+        rest = list(remaining)
+        used = {name for names in remaining.values() for name in names}
+        ordered = [name for name, _ in counts.most_common() if name in used]
+        columns = {name: plan.columns[name] for name in ordered}
+        if len(_runnable(rest, plan, columns)) < len(rest):
+            # A query names a column this scan did not find, or fails to compile: the
+            # table keeps every column, so the rule fails or runs as it would without views.
+            columns = plan.columns
+        tables.append((plan.events, rest, columns, None))
+    return tables
+
+
+def _choose_view(
+    plan: _SourcePlan, remaining: dict[int, frozenset[str]], values: dict[str, list]
+) -> tuple[dict[str, str], list[int]] | None:
+    """Return the columns and the row number of each event of the best view, or None.
+
+    The candidates are the prefixes of the columns that most remaining rules read, up
+    to DISTINCT_MAX_COLUMNS. The best one gives the fewest rule-row pairs, counting the
+    rules it cannot cover as scans of every event. None means no view saves pairs.
+    """
+    counts = Counter(name for names in remaining.values() for name in names)
+    candidates = [name for name, _ in counts.most_common(DISTINCT_MAX_COLUMNS)]
+    count = len(plan.events)
+    best_pairs, best_width, best_groups = count * len(remaining), 0, []
+    groups = [0] * count
+    for width, name in enumerate(candidates, start=1):
+        if name not in values:
+            values[name] = _column_values(plan.events, plan.columns[name])
+        numbers: dict[tuple, int] = {}
+        groups = [
+            numbers.setdefault((group, _group_key(value)), len(numbers))
+            for group, value in zip(groups, values[name])
+        ]
+        prefix = set(candidates[:width])
+        covered = sum(1 for names in remaining.values() if names <= prefix)
+        pairs = len(numbers) * covered + count * (len(remaining) - covered)
+        if pairs < best_pairs:
+            best_pairs, best_width, best_groups = pairs, width, groups
+    if not best_width:
+        return None
+    return {name: plan.columns[name] for name in candidates[:best_width]}, best_groups
+
+
+def _view_rows(events, groups, columns, values):
+    members: list[list[int]] = []
+    rows = []
+    for position, ((index, _), group) in enumerate(zip(events, groups)):
+        if group == len(members):
+            members.append([])
+            rows.append((group, {columns[name]: values[name][position] for name in columns}))
+        members[group].append(index)
+    return rows, members
+
+
+def _read_columns(rule: CompiledRule, columns: dict[str, str]) -> frozenset[str]:
+    """Return the case-folded names of the table columns that the rule's queries name."""
+    names = set()
+    for query in rule.queries:
+        for match in _IDENTIFIER.finditer(_LITERAL.sub(" ", query)):
+            quoted, backquoted, bare = match.groups()
+            if quoted is not None:
+                name = quoted.replace('""', '"')
+            elif backquoted is not None:
+                name = backquoted.replace("``", "`")
+            else:
+                name = bare
+            if name.casefold() in columns:
+                names.add(name.casefold())
+    return frozenset(names)
+
+
+def _runnable(positions: list[int], plan: _SourcePlan, columns: dict[str, str]) -> list[int]:
+    """Return the positions of the rules whose queries all compile against these columns."""
+    table = SourceTable(plan.source, [], columns=columns)
+    try:
+        runnable = []
+        for position in positions:
+            try:
+                for query in plan.rules[position][0].queries:
+                    table.connection.execute(query).fetchall()
+            except sqlite3.Error:
+                continue
+            runnable.append(position)
+        return runnable
+    finally:
+        table.close()
+
+
+def _column_values(events: list[tuple[int, dict]], name: str) -> list:
+    """Return each event's value of a column as the table stores it."""
+    values = []
+    for _, event in events:
+        value = event[name] if name in event else _lookup(event, name)
+        values.append(value if type(value) in _PLAIN_TYPES else _cell(value))
+    return values
+
+
+def _group_key(value):
+    # SQLite stores 1 and 1.0 differently in a TEXT column, while Python's == and hash
+    # treat them as equal, so numbers carry their type in the key.
+    if value is None or type(value) is str:
+        return value
+    return (type(value), value)
 
 
 def _run_batch(
