@@ -50,7 +50,7 @@ def matched_in_view(rule, events: list[dict]) -> set[int]:
     scan = embedded._scan
 
     def recording_scan(task):
-        views.append(task.members is not None)
+        views.append(task.groups is not None)
         scan(task)
 
     with (
@@ -519,7 +519,7 @@ def test_wide_rule_runs_beside_view():
     scan = embedded._scan
 
     def recording_scan(task):
-        scanned.append((task.members is not None, len(task.events), len(task.positions)))
+        scanned.append((task.groups is not None, len(task.events), len(task.positions)))
         scan(task)
 
     with mock.patch.object(embedded, "_scan", recording_scan):
@@ -545,3 +545,17 @@ def test_view_keeps_rule_with_unknown_column_out():
     assert engine_view(viewed) == engine_view(plain)
     assert viewed.rules[0].matched == {0, 2}
     assert viewed.rules[1].errors == ["the query failed in SQLite: no such function: no_such_function"]
+
+
+def test_rule_reading_row_number_skips_views():
+    rule = CompiledRule(
+        "even", "Even event numbers", {"category": "process_creation", "product": "windows"},
+        ("SELECT _event FROM logs WHERE _event % 2 = 0 AND CommandLine = 'x'",),
+        frozenset({"CommandLine"}),
+    )
+    events = [process(CommandLine="x")] * 6
+
+    viewed, plain = view_and_plain([rule], events)
+
+    assert plain.matched == {0, 2, 4}
+    assert viewed.matched == {0, 2, 4}

@@ -7,8 +7,11 @@ makes `=` ignore case as Sigma requires. SQLite's LIKE already ignores case, but
 only for ASCII letters.
 
 One table scan evaluates several rules (RULES_PER_SCAN), so that they share the cost
-of stepping through the rows of a wide Sysmon table. A source with many rule-event
-pairs is split into slices of events, which worker threads scan at the same time.
+of stepping through the rows of a wide Sysmon table. In a large source, the rules that
+read only a few columns run over the distinct value combinations of those columns
+instead of every event, and the other rules over a table of only the columns they
+read (see _distinct_tables). A source with many rule-event pairs is split into slices,
+which worker threads scan at the same time.
 Python's sqlite3 module releases the GIL while SQLite runs a statement, so the slices
 use several cores, with no process start-up and no copy of the events. Only the
 Python functions REGEXP and sigma_number take the GIL back, once per call.
@@ -21,6 +24,7 @@ import os
 import re
 import sqlite3
 import time
+from array import array
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,8 +47,8 @@ PARALLEL_MIN_PAIRS = 1_000_000
 
 # From this many events of one source on, the rules that read only a few columns run
 # over the distinct value combinations of those columns, one row per combination,
-# instead of over every event (see _DistinctView). Smaller sources are scanned as
-# they are, as grouping costs more than it saves there.
+# instead of over every event (see _distinct_tables). Smaller sources are scanned as
+# they are, because grouping their events would save little.
 DISTINCT_MIN_EVENTS = 10_000
 
 # Columns a distinct view may have, taken in the order of how many rules read them,
@@ -52,6 +56,12 @@ DISTINCT_MIN_EVENTS = 10_000
 DISTINCT_MAX_COLUMNS = 6
 DISTINCT_MAX_VIEWS = 3
 
+# Rows of one table at most. A larger source is scanned in slices of this size, which
+# caps the memory of the tables that exist at the same time at one slice per worker.
+SLICE_MAX_ROWS = 100_000
+
+# The column of each table that contains the event number, or in a view the row number.
+ROW_NUMBER = "_event"
 SELECT_PREFIX = "SELECT _event FROM logs WHERE "
 
 # String literals and identifiers of SQLite statements: 'text', "name", `name` or a bare word.
@@ -228,8 +238,9 @@ class _ScanTask:
     # Rule positions to run on this table, in run_rules' order.
     positions: list[int]
     columns: dict[str, str]
-    # For a distinct view, the event numbers of each row number; None for plain events.
-    members: list[list[int]] | None = None
+    # For a distinct view, the view row number of each of the source's events, in the
+    # order of _SourcePlan.events; None for a table of events.
+    groups: array | None = None
     # Per rule position, one result per query of the rule.
     results: dict[int, list[_QueryResult]] = field(default_factory=dict)
     load_seconds: float = 0.0
@@ -259,18 +270,15 @@ class _SourcePlan:
         if len(self.events) >= DISTINCT_MIN_EVENTS:
             tables = _distinct_tables(self)
         self.scans = []
-        for events, table_positions, columns, members in tables:
+        for events, table_positions, columns, groups in tables:
             count = len(events)
             parts = 1
             if workers > 1 and count * len(table_positions) >= PARALLEL_MIN_PAIRS:
                 parts = min(workers, count)
-            size = -(-count // parts)
+            size = min(-(-count // parts), SLICE_MAX_ROWS)
             for start in range(0, count, size):
-                part_members = None if members is None else members[start:start + size]
                 self.scans.append(
-                    _ScanTask(
-                        self, events[start:start + size], table_positions, columns, part_members
-                    )
+                    _ScanTask(self, events[start:start + size], table_positions, columns, groups)
                 )
         return self.scans
 
@@ -329,20 +337,28 @@ def _scan(task: _ScanTask) -> None:
             task.results.update(_run_batch(table, batch))
     finally:
         table.close()
-    if task.members is not None:
+    if task.groups is not None:
         _expand(task)
+    # The table is closed, and run_rules needs only the results.
+    task.events = []
+    task.groups = None
     task.load_seconds = loaded - started
     task.scan_seconds = time.perf_counter() - loaded
 
 
 def _expand(task: _ScanTask) -> None:
-    """Replace the row numbers of a distinct view's matches by the events of those rows."""
-    offset = task.events[0][0] if task.events else 0
+    """Replace the view row numbers in a view's matches by the events of those rows."""
+    members: dict[int, list[int]] = {}
     for results in task.results.values():
         for result in results:
-            result.rows = {
-                event for row in result.rows for event in task.members[row - offset]
-            }
+            members.update((row, []) for row in result.rows)
+    if members:
+        for (index, _), group in zip(task.plan.events, task.groups):
+            if group in members:
+                members[group].append(index)
+    for results in task.results.values():
+        for result in results:
+            result.rows = {event for row in result.rows for event in members[row]}
 
 
 def _distinct_tables(plan: _SourcePlan) -> list[tuple]:
@@ -354,16 +370,21 @@ def _distinct_tables(plan: _SourcePlan) -> list[tuple]:
     values of a few columns, and a rule that reads only those columns runs over the
     view. A match on a view row counts for every event of that row. The rules left
     over run over every event. Each returned table is (rows, rule positions, columns,
-    events per row or None).
+    the view row number of each event or None).
     """
-    remaining = {
+    read = {
         position: _read_columns(rule, plan.columns) for position, (rule, _) in plan.rules.items()
     }
+    # A view numbers its rows by view row, not by event, so a query that reads the
+    # row number runs over the events.
+    remaining = {position: names for position, names in read.items() if ROW_NUMBER not in names}
     counts = Counter(name for names in remaining.values() for name in names)
-    values: dict[str, list] = {}
+    # Each column's value numbers, computed once for all views.
+    codes: dict[str, array] = {}
     tables = []
+    in_views: set[int] = set()
     for _ in range(DISTINCT_MAX_VIEWS):
-        view = _choose_view(plan, remaining, values)
+        view = _choose_view(plan, remaining, codes)
         if view is None:
             break
         view_columns, groups = view
@@ -372,18 +393,19 @@ def _distinct_tables(plan: _SourcePlan) -> list[tuple]:
         runnable = _runnable(covered, plan, view_columns)
         if not runnable:
             break
-        rows, members = _view_rows(plan.events, groups, view_columns, values)
-        tables.append((rows, runnable, view_columns, members))
+        tables.append((_view_rows(plan.events, groups), runnable, view_columns, groups))
         for position in runnable:
             del remaining[position]
+            in_views.add(position)
 
-    if remaining:
-        rest = list(remaining)
-        used = {name for names in remaining.values() for name in names}
+    rest = [position for position in read if position not in in_views]
+    if rest:
+        used = {name for position in rest for name in read[position]}
         ordered = [name for name, _ in counts.most_common() if name in used]
+        ordered += sorted(used - set(ordered) - {ROW_NUMBER})
         columns = {name: plan.columns[name] for name in ordered}
         if len(_runnable(rest, plan, columns)) < len(rest):
-            # A query names a column this scan did not find, or fails to compile: the
+            # When a query names a column this scan did not find or fails to compile, the
             # table keeps every column, so the rule fails or runs as it would without views.
             columns = plan.columns
         tables.append((plan.events, rest, columns, None))
@@ -391,8 +413,8 @@ def _distinct_tables(plan: _SourcePlan) -> list[tuple]:
 
 
 def _choose_view(
-    plan: _SourcePlan, remaining: dict[int, frozenset[str]], values: dict[str, list]
-) -> tuple[dict[str, str], list[int]] | None:
+    plan: _SourcePlan, remaining: dict[int, frozenset[str]], codes: dict[str, array]
+) -> tuple[dict[str, str], array] | None:
     """Return the columns and the row number of each event of the best view, or None.
 
     The candidates are the prefixes of the columns that most remaining rules read, up
@@ -402,16 +424,15 @@ def _choose_view(
     counts = Counter(name for names in remaining.values() for name in names)
     candidates = [name for name, _ in counts.most_common(DISTINCT_MAX_COLUMNS)]
     count = len(plan.events)
-    best_pairs, best_width, best_groups = count * len(remaining), 0, []
-    groups = [0] * count
+    best_pairs, best_width, best_groups = count * len(remaining), 0, array("l")
+    groups = array("l", [0]) * count
     for width, name in enumerate(candidates, start=1):
-        if name not in values:
-            values[name] = _column_values(plan.events, plan.columns[name])
-        numbers: dict[tuple, int] = {}
-        groups = [
-            numbers.setdefault((group, _group_key(value)), len(numbers))
-            for group, value in zip(groups, values[name])
-        ]
+        if name not in codes:
+            codes[name] = _value_codes(_column_values(plan.events, plan.columns[name]))
+        numbers: dict[tuple[int, int], int] = {}
+        groups = array(
+            "l", [numbers.setdefault(key, len(numbers)) for key in zip(groups, codes[name])]
+        )
         prefix = set(candidates[:width])
         covered = sum(1 for names in remaining.values() if names <= prefix)
         pairs = len(numbers) * covered + count * (len(remaining) - covered)
@@ -422,21 +443,27 @@ def _choose_view(
     return {name: plan.columns[name] for name in candidates[:best_width]}, best_groups
 
 
-def _view_rows(events, groups, columns, values):
-    members: list[list[int]] = []
+def _view_rows(events: list[tuple[int, dict]], groups: array) -> list[tuple[int, dict]]:
+    """Return one row per view row number: the first event with that number.
+
+    That event has the row's values in the view's columns, and the view's table reads
+    only those columns from it.
+    """
     rows = []
-    for position, ((index, _), group) in enumerate(zip(events, groups)):
-        if group == len(members):
-            members.append([])
-            rows.append((group, {columns[name]: values[name][position] for name in columns}))
-        members[group].append(index)
-    return rows, members
+    for (_, event), group in zip(events, groups):
+        if group == len(rows):
+            rows.append((group, event))
+    return rows
 
 
 def _read_columns(rule: CompiledRule, columns: dict[str, str]) -> frozenset[str]:
-    """Return the case-folded names of the table columns that the rule's queries name."""
+    """Return the case-folded names of the table columns that the rule's queries name.
+
+    The names include ROW_NUMBER when a query reads it in more places than the select list.
+    """
     names = set()
     for query in rule.queries:
+        row_numbers = 0
         for match in _IDENTIFIER.finditer(_LITERAL.sub(" ", query)):
             quoted, backquoted, bare = match.groups()
             if quoted is not None:
@@ -445,8 +472,12 @@ def _read_columns(rule: CompiledRule, columns: dict[str, str]) -> frozenset[str]
                 name = backquoted.replace("``", "`")
             else:
                 name = bare
-            if name.casefold() in columns:
+            if name.casefold() == ROW_NUMBER:
+                row_numbers += 1
+            elif name.casefold() in columns:
                 names.add(name.casefold())
+        if row_numbers > 1:
+            names.add(ROW_NUMBER)
     return frozenset(names)
 
 
@@ -474,6 +505,12 @@ def _column_values(events: list[tuple[int, dict]], name: str) -> list:
         value = event[name] if name in event else _lookup(event, name)
         values.append(value if type(value) in _PLAIN_TYPES else _cell(value))
     return values
+
+
+def _value_codes(values: list) -> array:
+    """Number each distinct stored value of a column, in order of first appearance."""
+    numbers: dict = {}
+    return array("l", [numbers.setdefault(_group_key(value), len(numbers)) for value in values])
 
 
 def _group_key(value):
