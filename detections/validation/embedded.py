@@ -422,6 +422,9 @@ def _choose_view(
     rules it cannot cover as scans of every event. None means no view saves pairs.
     """
     counts = Counter(name for names in remaining.values() for name in names)
+    # NOTE: a column with nearly one value per event early in this order (CommandLine
+    # in a recording with unique command lines) makes every longer prefix as large as
+    # the source, and no prefix without that column is tried.
     candidates = [name for name, _ in counts.most_common(DISTINCT_MAX_COLUMNS)]
     count = len(plan.events)
     best_pairs, best_width, best_groups = count * len(remaining), 0, array("l")
