@@ -1,10 +1,12 @@
 """Sigma semantics on the embedded engine: each case is a small rule over made-up events."""
 
 import textwrap
+from unittest import mock
 
 import pytest
 
 from detections.pysigma.embedded import CompiledRule, compile_rule
+from detections.validation import embedded
 from detections.validation.embedded import run_rules
 
 SYSMON = "Microsoft-Windows-Sysmon/Operational"
@@ -34,7 +36,35 @@ def matched(detection: str, events: list[dict], **kwargs) -> set[int]:
     assert rule.error is None
     result = run_rules([rule], events)
     assert result.errors == []
+    assert matched_in_view(rule, events) == result.matched
     return result.matched
+
+
+def matched_in_view(rule, events: list[dict]) -> set[int]:
+    """Run the rule over the events and a copy of them through distinct views.
+
+    Every event then has a duplicate, so each source's view has at most half as many
+    rows as events and the rule runs on the view. Return the first copy's matches.
+    """
+    views = []
+    scan = embedded._scan
+
+    def recording_scan(task):
+        views.append(task.groups is not None)
+        scan(task)
+
+    with (
+        mock.patch.object(embedded, "DISTINCT_MIN_EVENTS", 1),
+        mock.patch.object(embedded, "_scan", recording_scan),
+    ):
+        result = run_rules([rule], events + events, workers=1)
+    assert result.errors == []
+    assert views and all(views)
+    count = len(events)
+    first = {number for number in result.matched if number < count}
+    second = {number - count for number in result.matched if number >= count}
+    assert second == first
+    return first
 
 
 def test_equality_ignores_case():
@@ -432,3 +462,100 @@ def test_small_input_stays_on_calling_thread(monkeypatch):
 
     assert result.unread_sources == {"linux/auditd": 1}
     assert result.matched
+
+
+def view_and_plain(rules: list, events: list[dict]) -> tuple:
+    """Run the rules with distinct views from any size on, and with none."""
+    with mock.patch.object(embedded, "DISTINCT_MIN_EVENTS", 1):
+        viewed = run_rules(rules, events, workers=1)
+    with mock.patch.object(embedded, "DISTINCT_MIN_EVENTS", len(events) + 1):
+        plain = run_rules(rules, events, workers=1)
+    return viewed, plain
+
+
+def test_distinct_view_matches_plain_scan(monkeypatch):
+    rules = mixed_rules()
+    events = mixed_events() * 3
+    monkeypatch.setattr(embedded, "PARALLEL_MIN_PAIRS", 1)
+    with mock.patch.object(embedded, "DISTINCT_MIN_EVENTS", 1):
+        parallel = run_rules(rules, events, workers=2)
+
+    viewed, plain = view_and_plain(rules, events)
+
+    assert engine_view(viewed) == engine_view(plain)
+    assert engine_view(parallel) == engine_view(plain)
+    assert len(plain.rules[0].matched) == 33
+
+
+def test_distinct_view_keeps_number_types():
+    # SQLite stores 1 as '1' and 1.0 as '1.0' in a TEXT column, while Python's 1 == 1.0.
+    events = [process(TerminalSessionId=1), process(TerminalSessionId=1.0)] * 2
+    rule = compile_rule(rule_text("sel:\n    TerminalSessionId: '1'\ncondition: sel"), source="t")
+
+    viewed, plain = view_and_plain([rule], events)
+
+    assert plain.matched == {0, 2}
+    assert viewed.matched == {0, 2}
+
+
+def test_distinct_view_keeps_case_for_regex():
+    events = [process(CommandLine="Invoke-Thing"), process(CommandLine="invoke-thing")] * 2
+    rule = compile_rule(rule_text("sel:\n    CommandLine|re: 'Invoke-\\w+'\ncondition: sel"), source="t")
+
+    viewed, plain = view_and_plain([rule], events)
+
+    assert plain.matched == {0, 2}
+    assert viewed.matched == {0, 2}
+
+
+def test_wide_rule_runs_beside_view():
+    names = ["Image", "CommandLine", "User", "ParentImage", "IntegrityLevel", "Company", "Product"]
+    wide = "sel:\n" + "".join(f"    {name}|contains: 'a'\n" for name in names) + "condition: sel"
+    narrow = "sel:\n    CommandLine|contains: 'run'\ncondition: sel"
+    rules = [compile_rule(rule_text(text), source="t") for text in (wide, narrow)]
+    values = {name: f"{name} a" for name in names}
+    events = [process(**values), process(**{**values, "CommandLine": "run b"})] * 3
+    scanned = []
+    scan = embedded._scan
+
+    def recording_scan(task):
+        scanned.append((task.groups is not None, len(task.events), len(task.positions)))
+        scan(task)
+
+    with mock.patch.object(embedded, "_scan", recording_scan):
+        viewed, plain = view_and_plain(rules, events)
+
+    assert engine_view(viewed) == engine_view(plain)
+    assert viewed.rules[0].matched == {0, 2, 4}
+    assert viewed.rules[1].matched == {1, 3, 5}
+    assert (True, 2, 1) in scanned
+    assert (False, 6, 1) in scanned
+
+
+def test_view_keeps_rule_with_unknown_column_out():
+    good = compile_rule(rule_text("sel:\n    CommandLine|contains: 'x1'\ncondition: sel"), source="good.yml")
+    broken = CompiledRule(
+        "broken", "Broken rule", {"category": "process_creation", "product": "windows"},
+        ("SELECT _event FROM logs WHERE no_such_function(CommandLine)",), frozenset({"CommandLine"}),
+    )
+    events = [process(CommandLine="x1"), process(CommandLine="x2")] * 2
+
+    viewed, plain = view_and_plain([good, broken], events)
+
+    assert engine_view(viewed) == engine_view(plain)
+    assert viewed.rules[0].matched == {0, 2}
+    assert viewed.rules[1].errors == ["the query failed in SQLite: no such function: no_such_function"]
+
+
+def test_rule_reading_row_number_skips_views():
+    rule = CompiledRule(
+        "even", "Even event numbers", {"category": "process_creation", "product": "windows"},
+        ("SELECT _event FROM logs WHERE _event % 2 = 0 AND CommandLine = 'x'",),
+        frozenset({"CommandLine"}),
+    )
+    events = [process(CommandLine="x")] * 6
+
+    viewed, plain = view_and_plain([rule], events)
+
+    assert plain.matched == {0, 2, 4}
+    assert viewed.matched == {0, 2, 4}

@@ -7,8 +7,11 @@ makes `=` ignore case as Sigma requires. SQLite's LIKE already ignores case, but
 only for ASCII letters.
 
 One table scan evaluates several rules (RULES_PER_SCAN), so that they share the cost
-of stepping through the rows of a wide Sysmon table. A source with many rule-event
-pairs is split into slices of events, which worker threads scan at the same time.
+of stepping through the rows of a wide Sysmon table. In a large source, the rules that
+read only a few columns run over the distinct value combinations of those columns
+instead of every event, and the other rules over a table of only the columns they
+read (see _distinct_tables). A source with many rule-event pairs is split into slices,
+which worker threads scan at the same time.
 Python's sqlite3 module releases the GIL while SQLite runs a statement, so the slices
 use several cores, with no process start-up and no copy of the events. Only the
 Python functions REGEXP and sigma_number take the GIL back, once per call.
@@ -21,7 +24,8 @@ import os
 import re
 import sqlite3
 import time
-from collections import defaultdict
+from array import array
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -41,7 +45,28 @@ RULES_PER_SCAN = 16
 # smaller inputs finish in well under a second and gain nothing from threads.
 PARALLEL_MIN_PAIRS = 1_000_000
 
+# From this many events of one source on, the rules that read only a few columns run
+# over the distinct value combinations of those columns, one row per combination,
+# instead of over every event (see _distinct_tables). Smaller sources are scanned as
+# they are, because grouping their events would save little.
+DISTINCT_MIN_EVENTS = 10_000
+
+# Columns a distinct view may have, taken in the order of how many rules read them,
+# and views per source.
+DISTINCT_MAX_COLUMNS = 6
+DISTINCT_MAX_VIEWS = 3
+
+# Rows of one table at most. A larger source is scanned in slices of this size, which
+# caps the memory of the tables that exist at the same time at one slice per worker.
+SLICE_MAX_ROWS = 100_000
+
+# The column of each table that contains the event number, or in a view the row number.
+ROW_NUMBER = "_event"
 SELECT_PREFIX = "SELECT _event FROM logs WHERE "
+
+# String literals and identifiers of SQLite statements: 'text', "name", `name` or a bare word.
+_LITERAL = re.compile(r"'(?:[^']|'')*'")
+_IDENTIFIER = re.compile(r'"((?:[^"]|"")*)"|`((?:[^`]|``)*)`|([A-Za-z_][A-Za-z0-9_]*)')
 
 # Value types that SQLite stores as they are; _cell converts every other type.
 _PLAIN_TYPES = frozenset((str, int, float, type(None)))
@@ -71,8 +96,9 @@ class EngineResult:
     rules: list[RuleOutcome]
     event_count: int
     unread_sources: dict[str, int]
-    # Seconds spent building tables and scanning them, summed over worker threads, so
-    # with several workers their sum can exceed the wall time of run_rules.
+    # Seconds spent grouping events and building tables, and seconds spent scanning
+    # them. Both are summed over worker threads, so with several workers their sum can
+    # exceed the wall time of run_rules.
     load_seconds: float = 0.0
     scan_seconds: float = 0.0
 
@@ -156,15 +182,17 @@ def run_rules(
     grouped: dict[EventSource, list[tuple[int, dict]]] = defaultdict(list)
     for index, event in enumerate(events):
         grouped[event_source(event)].append((index, event))
+    started = time.perf_counter()
     plans = [_plan_source(source, members, rules) for source, members in grouped.items()]
     tasks = [task for plan in plans for task in plan.tasks(workers)]
+    planned = time.perf_counter() - started
     _run_tasks(tasks, workers)
     unread = {plan.source.label: len(plan.events) for plan in plans if not plan.rules}
     return EngineResult(
         _outcomes(rules, plans),
         len(events),
         unread,
-        load_seconds=sum(task.load_seconds for task in tasks),
+        load_seconds=planned + sum(task.load_seconds for task in tasks),
         scan_seconds=sum(task.scan_seconds for task in tasks),
     )
 
@@ -203,10 +231,16 @@ class _QueryResult:
 
 @dataclass
 class _ScanTask:
-    """One slice of a source's events, scanned with every rule that reads the source."""
+    """One table of events (or of distinct value rows), scanned with a set of rules."""
 
     plan: _SourcePlan
     events: list[tuple[int, dict]]
+    # Rule positions to run on this table, in run_rules' order.
+    positions: list[int]
+    columns: dict[str, str]
+    # For a distinct view, the view row number of each of the source's events, in the
+    # order of _SourcePlan.events; None for a table of events.
+    groups: array | None = None
     # Per rule position, one result per query of the rule.
     results: dict[int, list[_QueryResult]] = field(default_factory=dict)
     load_seconds: float = 0.0
@@ -214,7 +248,7 @@ class _ScanTask:
 
     @property
     def pairs(self) -> int:
-        return len(self.events) * len(self.plan.rules)
+        return len(self.events) * len(self.positions)
 
 
 @dataclass
@@ -231,14 +265,21 @@ class _SourcePlan:
     def tasks(self, workers: int) -> list[_ScanTask]:
         if not self.rules:
             return []
-        count = len(self.events)
-        parts = 1
-        if workers > 1 and count * len(self.rules) >= PARALLEL_MIN_PAIRS:
-            parts = min(workers, count)
-        size = -(-count // parts)
-        self.scans = [
-            _ScanTask(self, self.events[start:start + size]) for start in range(0, count, size)
-        ]
+        positions = list(self.rules)
+        tables = [(self.events, positions, self.columns, None)]
+        if len(self.events) >= DISTINCT_MIN_EVENTS:
+            tables = _distinct_tables(self)
+        self.scans = []
+        for events, table_positions, columns, groups in tables:
+            count = len(events)
+            parts = 1
+            if workers > 1 and count * len(table_positions) >= PARALLEL_MIN_PAIRS:
+                parts = min(workers, count)
+            size = min(-(-count // parts), SLICE_MAX_ROWS)
+            for start in range(0, count, size):
+                self.scans.append(
+                    _ScanTask(self, events[start:start + size], table_positions, columns, groups)
+                )
         return self.scans
 
     def report(self, position: int, outcome: RuleOutcome) -> None:
@@ -251,8 +292,9 @@ class _SourcePlan:
                 f"reads {_names(missing)}, which none of the {count} {self.source.label} "
                 "events has; the events or the rule's field names are wrong"
             )
+        scans = [task for task in self.scans if position in task.results]
         for query_index in range(len(rule.queries)):
-            results = [task.results[position][query_index] for task in self.scans]
+            results = [task.results[position][query_index] for task in scans]
             failed = [result.error for result in results if result.error is not None]
             if failed:
                 # One statement over the whole source stops at its first failing row and
@@ -283,10 +325,10 @@ def _plan_source(
 
 def _scan(task: _ScanTask) -> None:
     started = time.perf_counter()
-    table = SourceTable(task.plan.source, task.events, columns=task.plan.columns)
+    table = SourceTable(task.plan.source, task.events, columns=task.columns)
     loaded = time.perf_counter()
     try:
-        positions = list(task.plan.rules)
+        positions = task.positions
         for start in range(0, len(positions), RULES_PER_SCAN):
             batch = {
                 position: task.plan.rules[position][0]
@@ -295,8 +337,191 @@ def _scan(task: _ScanTask) -> None:
             task.results.update(_run_batch(table, batch))
     finally:
         table.close()
+    if task.groups is not None:
+        _expand(task)
+    # The table is closed, and run_rules needs only the results.
+    task.events = []
+    task.groups = None
     task.load_seconds = loaded - started
     task.scan_seconds = time.perf_counter() - loaded
+
+
+def _expand(task: _ScanTask) -> None:
+    """Replace the view row numbers in a view's matches by the events of those rows."""
+    members: dict[int, list[int]] = {}
+    for results in task.results.values():
+        for result in results:
+            members.update((row, []) for row in result.rows)
+    if members:
+        for (index, _), group in zip(task.plan.events, task.groups):
+            if group in members:
+                members[group].append(index)
+    for results in task.results.values():
+        for result in results:
+            result.rows = {event for row in result.rows for event in members[row]}
+
+
+def _distinct_tables(plan: _SourcePlan) -> list[tuple]:
+    """Split a large source's rules between distinct views and a table of its events.
+
+    A query is a function of the values of the columns it names, because every SQL
+    function the engine registers is deterministic. Events that agree on those columns
+    therefore get the same verdict. A view has one row per distinct combination of
+    values of a few columns, and a rule that reads only those columns runs over the
+    view. A match on a view row counts for every event of that row. The rules left
+    over run over every event. Each returned table is (rows, rule positions, columns,
+    the view row number of each event or None).
+    """
+    read = {
+        position: _read_columns(rule, plan.columns) for position, (rule, _) in plan.rules.items()
+    }
+    # A view numbers its rows by view row, not by event, so a query that reads the
+    # row number runs over the events.
+    remaining = {position: names for position, names in read.items() if ROW_NUMBER not in names}
+    counts = Counter(name for names in remaining.values() for name in names)
+    # Each column's value numbers, computed once for all views.
+    codes: dict[str, array] = {}
+    tables = []
+    in_views: set[int] = set()
+    for _ in range(DISTINCT_MAX_VIEWS):
+        view = _choose_view(plan, remaining, codes)
+        if view is None:
+            break
+        view_columns, groups = view
+        prefix = set(view_columns)
+        covered = [position for position, names in remaining.items() if names <= prefix]
+        runnable = _runnable(covered, plan, view_columns)
+        if not runnable:
+            break
+        tables.append((_view_rows(plan.events, groups), runnable, view_columns, groups))
+        for position in runnable:
+            del remaining[position]
+            in_views.add(position)
+
+    rest = [position for position in read if position not in in_views]
+    if rest:
+        used = {name for position in rest for name in read[position]}
+        ordered = [name for name, _ in counts.most_common() if name in used]
+        ordered += sorted(used - set(ordered) - {ROW_NUMBER})
+        columns = {name: plan.columns[name] for name in ordered}
+        if len(_runnable(rest, plan, columns)) < len(rest):
+            # When a query names a column this scan did not find or fails to compile, the
+            # table keeps every column, so the rule fails or runs as it would without views.
+            columns = plan.columns
+        tables.append((plan.events, rest, columns, None))
+    return tables
+
+
+def _choose_view(
+    plan: _SourcePlan, remaining: dict[int, frozenset[str]], codes: dict[str, array]
+) -> tuple[dict[str, str], array] | None:
+    """Return the columns and the row number of each event of the best view, or None.
+
+    The candidates are the prefixes of the columns that most remaining rules read, up
+    to DISTINCT_MAX_COLUMNS. The best one gives the fewest rule-row pairs, counting the
+    rules it cannot cover as scans of every event. None means no view saves pairs.
+    """
+    counts = Counter(name for names in remaining.values() for name in names)
+    # NOTE: a column with nearly one value per event early in this order (CommandLine
+    # in a recording with unique command lines) makes every longer prefix as large as
+    # the source, and no prefix without that column is tried.
+    candidates = [name for name, _ in counts.most_common(DISTINCT_MAX_COLUMNS)]
+    count = len(plan.events)
+    best_pairs, best_width, best_groups = count * len(remaining), 0, array("l")
+    groups = array("l", [0]) * count
+    for width, name in enumerate(candidates, start=1):
+        if name not in codes:
+            codes[name] = _value_codes(_column_values(plan.events, plan.columns[name]))
+        numbers: dict[tuple[int, int], int] = {}
+        groups = array(
+            "l", [numbers.setdefault(key, len(numbers)) for key in zip(groups, codes[name])]
+        )
+        prefix = set(candidates[:width])
+        covered = sum(1 for names in remaining.values() if names <= prefix)
+        pairs = len(numbers) * covered + count * (len(remaining) - covered)
+        if pairs < best_pairs:
+            best_pairs, best_width, best_groups = pairs, width, groups
+    if not best_width:
+        return None
+    return {name: plan.columns[name] for name in candidates[:best_width]}, best_groups
+
+
+def _view_rows(events: list[tuple[int, dict]], groups: array) -> list[tuple[int, dict]]:
+    """Return one row per view row number: the first event with that number.
+
+    That event has the row's values in the view's columns, and the view's table reads
+    only those columns from it.
+    """
+    rows = []
+    for (_, event), group in zip(events, groups):
+        if group == len(rows):
+            rows.append((group, event))
+    return rows
+
+
+def _read_columns(rule: CompiledRule, columns: dict[str, str]) -> frozenset[str]:
+    """Return the case-folded names of the table columns that the rule's queries name.
+
+    The names include ROW_NUMBER when a query reads it in more places than the select list.
+    """
+    names = set()
+    for query in rule.queries:
+        row_numbers = 0
+        for match in _IDENTIFIER.finditer(_LITERAL.sub(" ", query)):
+            quoted, backquoted, bare = match.groups()
+            if quoted is not None:
+                name = quoted.replace('""', '"')
+            elif backquoted is not None:
+                name = backquoted.replace("``", "`")
+            else:
+                name = bare
+            if name.casefold() == ROW_NUMBER:
+                row_numbers += 1
+            elif name.casefold() in columns:
+                names.add(name.casefold())
+        if row_numbers > 1:
+            names.add(ROW_NUMBER)
+    return frozenset(names)
+
+
+def _runnable(positions: list[int], plan: _SourcePlan, columns: dict[str, str]) -> list[int]:
+    """Return the positions of the rules whose queries all compile against these columns."""
+    table = SourceTable(plan.source, [], columns=columns)
+    try:
+        runnable = []
+        for position in positions:
+            try:
+                for query in plan.rules[position][0].queries:
+                    table.connection.execute(query).fetchall()
+            except sqlite3.Error:
+                continue
+            runnable.append(position)
+        return runnable
+    finally:
+        table.close()
+
+
+def _column_values(events: list[tuple[int, dict]], name: str) -> list:
+    """Return each event's value of a column as the table stores it."""
+    values = []
+    for _, event in events:
+        value = event[name] if name in event else _lookup(event, name)
+        values.append(value if type(value) in _PLAIN_TYPES else _cell(value))
+    return values
+
+
+def _value_codes(values: list) -> array:
+    """Number each distinct stored value of a column, in order of first appearance."""
+    numbers: dict = {}
+    return array("l", [numbers.setdefault(_group_key(value), len(numbers)) for value in values])
+
+
+def _group_key(value):
+    # SQLite stores 1 and 1.0 differently in a TEXT column, while Python's == and hash
+    # treat them as equal, so numbers carry their type in the key.
+    if value is None or type(value) is str:
+        return value
+    return (type(value), value)
 
 
 def _run_batch(
