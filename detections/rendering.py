@@ -8,10 +8,10 @@ renders; web requests only read them.
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from itertools import groupby
 
 from django.conf import settings
 from django.db import Error as DatabaseLayerError
@@ -269,12 +269,12 @@ def renders_run(
 
     Renders are claimed by conditional updates before they are converted, so a
     duplicate delivery skips finished renders, and a redelivery after a killed
-    worker resumes the renders that were in progress. The renders of one rule that
-    no worker has started yet are claimed and stored together, two statements for
-    up to one render per target. A render that was started before (its worker
-    died, or the task is retried) is claimed and stored on its own, so a render
-    that kills its worker counts attempts only for itself and its siblings of the
-    same rule at most once.
+    worker resumes the renders that were in progress. The renders that no worker
+    has started yet are claimed with one UPDATE, and their outcomes are stored a
+    few dozen at a time, because each commit costs milliseconds. A render that was
+    claimed before (its worker died, or the task is retried) is claimed and stored
+    on its own, so a render that kills its worker uses up its own attempts, and
+    the others of its task lose at most the one attempt of the first kill.
     """
     targets = render_targets()
     pending = [
@@ -286,24 +286,27 @@ def renders_run(
         or (render.status == Render.Status.RUNNING and render.task_id == task_id)
     ]
     rules = RuleSources.read(sorted({render.sigma_rule_id for render in pending}))
-    groups = [list(group) for _, group in groupby(pending, key=lambda item: item.sigma_rule_id)]
-    for index, group in enumerate(groups):
-        later = [render.pk for rest in groups[index + 1 :] for render in rest]
-        fresh = [r for r in group if r.status == Render.Status.QUEUED and r.attempts == 0]
-        retried = [render for render in group if render not in fresh]
-        rest = _run_fresh(fresh, task_id, targets, rules, timeout_errors, progress)
-        if rest is not None:
-            _send_again([*rest, *(render.pk for render in retried), *later])
-            return
-        rest = _run_retried(retried, task_id, targets, rules, timeout_errors, progress)
-        if rest is not None:
-            _send_again([*rest, *later])
-            return
+    fresh = [r for r in pending if r.status == Render.Status.QUEUED and r.attempts == 0]
+    fresh_pks = {render.pk for render in fresh}
+    retried = [render for render in pending if render.pk not in fresh_pks]
+    rest = _run_fresh(fresh, task_id, targets, rules, timeout_errors, progress)
+    if rest is not None:
+        _send_again([*rest, *(render.pk for render in retried)])
+        return
+    rest = _run_retried(retried, task_id, targets, rules, timeout_errors, progress)
+    if rest is not None:
+        _send_again(rest)
 
 
 def _send_again(render_ids: list[int]) -> None:
     logger.warning("a render timed out; %d renders sent again", len(render_ids))
     renders_enqueue(render_ids)
+
+
+# Outcomes stored per commit, and the seconds after which they are stored anyway,
+# so the pages show progress during a long task.
+FLUSH_RENDERS = 50
+FLUSH_SECONDS = 1.0
 
 
 def _run_fresh(
@@ -314,32 +317,34 @@ def _run_fresh(
     timeout_errors: tuple[type[BaseException], ...],
     progress: Callable[[Render], None] | None,
 ) -> list[int] | None:
-    """Claim, convert and store never-started renders of one rule with one write each way.
+    """Claim never-started renders in one UPDATE, convert them and store the outcomes
+    in a few executemany calls.
 
     Returns None, or after a timeout the ids of the renders to send again.
     """
     claimed = _claim_fresh(renders, task_id)
     outcomes: list[tuple[Render, RenderOutcome]] = []
-    unconverted: list[int] | None = None
+    flushed_at = time.monotonic()
     for index, render in enumerate(claimed):
         try:
             outcome = _render_outcome(render, targets, rules, timeout_errors)
         except timeout_errors:
             logger.warning("render %s for %s timed out", render.pk, render.target)
             outcomes.append((render, _timed_out()))
+            _finish_many(outcomes, progress)
             unconverted = [item.pk for item in claimed[index + 1 :]]
-            break
+            # Claimed but never started: they go back to the queue as they were.
+            Render.objects.filter(
+                pk__in=unconverted, status=Render.Status.RUNNING, task_id=task_id
+            ).update(status=Render.Status.QUEUED, task_id="", attempts=F("attempts") - 1)
+            return unconverted
         outcomes.append((render, outcome))
-    _finish_many(outcomes)
-    if progress:
-        for render, _ in outcomes:
-            progress(render)
-    if unconverted:
-        # Claimed but never started: they go back to the queue as they were.
-        Render.objects.filter(
-            pk__in=unconverted, status=Render.Status.RUNNING, task_id=task_id
-        ).update(status=Render.Status.QUEUED, task_id="", attempts=F("attempts") - 1)
-    return unconverted
+        if len(outcomes) >= FLUSH_RENDERS or time.monotonic() - flushed_at >= FLUSH_SECONDS:
+            _finish_many(outcomes, progress)
+            outcomes = []
+            flushed_at = time.monotonic()
+    _finish_many(outcomes, progress)
+    return None
 
 
 def _run_retried(
@@ -367,7 +372,11 @@ def _run_retried(
 
 
 def _claim_fresh(renders: list[Render], task_id: str) -> list[Render]:
-    """Claim renders that no worker has started, with one UPDATE; return those claimed."""
+    """Claim renders that no worker has started, with one UPDATE; return those claimed.
+
+    Their started_at is the claim time: a task's hard time limit ends it before the
+    abandoned cutoff, so the last render of a task is not taken for abandoned.
+    """
     if not renders:
         return []
     pks = [render.pk for render in renders]
@@ -576,8 +585,11 @@ def _finish(render: Render, outcome: RenderOutcome) -> None:
 FINISHED_FIELDS = ("status", "query", "error", "warnings", "duration_ms", "finished_at")
 
 
-def _finish_many(outcomes: list[tuple[Render, RenderOutcome]]) -> None:
-    """Store the outcomes of several renders with one executemany, each row under the
+def _finish_many(
+    outcomes: list[tuple[Render, RenderOutcome]],
+    progress: Callable[[Render], None] | None = None,
+) -> None:
+    """Store the outcomes of several renders in one transaction, each row under the
     same condition as _finish."""
     if not outcomes:
         return
@@ -610,8 +622,12 @@ def _finish_many(outcomes: list[tuple[Render, RenderOutcome]]) -> None:
                 render.task_id,
             ]
         )
-    with connection.cursor() as cursor:
+    # One transaction: in autocommit mode each row would be its own commit.
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         cursor.executemany(sql, rows)
+    if progress:
+        for render, _ in outcomes:
+            progress(render)
 
 
 def abandoned_after_seconds() -> int:
