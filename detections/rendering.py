@@ -271,10 +271,11 @@ def renders_run(
     duplicate delivery skips finished renders, and a redelivery after a killed
     worker resumes the renders that were in progress. The renders that no worker
     has started yet are claimed with one UPDATE, and their outcomes are stored a
-    few dozen at a time, because each commit costs milliseconds. A render that was
-    claimed before (its worker died, or the task is retried) is claimed and stored
-    on its own, so a render that kills its worker uses up its own attempts, and
-    the others of its task lose at most the one attempt of the first kill.
+    few dozen at a time, because each commit is a round trip and replaces the
+    content stamp. A render that was claimed before (its worker died, or the task
+    is retried) is claimed and stored on its own, so a render that kills its
+    worker uses up its own attempts, and the others of its task lose at most the
+    one attempt of the first kill.
     """
     targets = render_targets()
     pending = [
@@ -289,11 +290,12 @@ def renders_run(
     fresh = [r for r in pending if r.status == Render.Status.QUEUED and r.attempts == 0]
     fresh_pks = {render.pk for render in fresh}
     retried = [render for render in pending if render.pk not in fresh_pks]
-    rest = _run_fresh(fresh, task_id, targets, rules, timeout_errors, progress)
+    task = TaskRun(task_id, targets, rules, timeout_errors, progress)
+    rest = _run_fresh(fresh, task)
     if rest is not None:
         _send_again([*rest, *(render.pk for render in retried)])
         return
-    rest = _run_retried(retried, task_id, targets, rules, timeout_errors, progress)
+    rest = _run_retried(retried, task)
     if rest is not None:
         _send_again(rest)
 
@@ -309,72 +311,70 @@ FLUSH_RENDERS = 50
 FLUSH_SECONDS = 1.0
 
 
-def _run_fresh(
-    renders: list[Render],
-    task_id: str,
-    targets: dict,
-    rules: "RuleSources",
-    timeout_errors: tuple[type[BaseException], ...],
-    progress: Callable[[Render], None] | None,
-) -> list[int] | None:
+@dataclass
+class TaskRun:
+    """One call of renders_run: its task id, what it converts with, and its callbacks."""
+
+    task_id: str
+    targets: dict[str, RenderTarget]
+    rules: "RuleSources"
+    timeout_errors: tuple[type[BaseException], ...]
+    progress: Callable[[Render], None] | None
+
+
+def _run_fresh(renders: list[Render], task: TaskRun) -> list[int] | None:
     """Claim never-started renders in one UPDATE, convert them and store the outcomes
     in a few executemany calls.
 
     Returns None, or after a timeout the ids of the renders to send again.
     """
-    claimed = _claim_fresh(renders, task_id)
+    claimed = _claim_fresh(renders, task.task_id)
     outcomes: list[tuple[Render, RenderOutcome]] = []
     flushed_at = time.monotonic()
     for index, render in enumerate(claimed):
         try:
-            outcome = _render_outcome(render, targets, rules, timeout_errors)
-        except timeout_errors:
+            outcome = _render_outcome(render, task)
+        except task.timeout_errors:
             logger.warning("render %s for %s timed out", render.pk, render.target)
             outcomes.append((render, _timed_out()))
-            _finish_many(outcomes, progress)
+            _finish_many(outcomes, task.progress)
             unconverted = [item.pk for item in claimed[index + 1 :]]
             # Claimed but never started: they go back to the queue as they were.
             Render.objects.filter(
-                pk__in=unconverted, status=Render.Status.RUNNING, task_id=task_id
+                pk__in=unconverted, status=Render.Status.RUNNING, task_id=task.task_id
             ).update(status=Render.Status.QUEUED, task_id="", attempts=F("attempts") - 1)
             return unconverted
         outcomes.append((render, outcome))
         if len(outcomes) >= FLUSH_RENDERS or time.monotonic() - flushed_at >= FLUSH_SECONDS:
-            _finish_many(outcomes, progress)
+            _finish_many(outcomes, task.progress)
             outcomes = []
             flushed_at = time.monotonic()
-    _finish_many(outcomes, progress)
+    _finish_many(outcomes, task.progress)
     return None
 
 
-def _run_retried(
-    renders: list[Render],
-    task_id: str,
-    targets: dict,
-    rules: "RuleSources",
-    timeout_errors: tuple[type[BaseException], ...],
-    progress: Callable[[Render], None] | None,
-) -> list[int] | None:
-    """Claim, convert and store renders one at a time; see _run_fresh for the result."""
+def _run_retried(renders: list[Render], task: TaskRun) -> list[int] | None:
+    """Claim, convert and store renders one at a time. Returns what _run_fresh returns."""
     for index, render in enumerate(renders):
-        if not _claim(render, task_id):
+        if not _claim(render, task.task_id):
             continue
         try:
-            outcome = _render_outcome(render, targets, rules, timeout_errors)
-        except timeout_errors:
+            outcome = _render_outcome(render, task)
+        except task.timeout_errors:
             _finish(render, _timed_out())
             logger.warning("render %s for %s timed out", render.pk, render.target)
             return [item.pk for item in renders[index + 1 :]]
         _finish(render, outcome)
-        if progress:
-            progress(render)
+        if task.progress:
+            task.progress(render)
     return None
 
 
 def _claim_fresh(renders: list[Render], task_id: str) -> list[Render]:
-    """Claim renders that no worker has started, with one UPDATE; return those claimed.
+    """Claim the renders that no worker has started with one UPDATE, and return the
+    ones claimed.
 
-    Their started_at is the claim time: a task's hard time limit ends it before the
+    Their started_at is the claim time. A task's hard time limit ends it before the
     abandoned cutoff, so the last render of a task is not taken for abandoned.
     """
     if not renders:
@@ -450,7 +450,7 @@ def target_converter(target: RenderTarget) -> TargetConverter | str:
 
 @dataclass
 class RenderOutcome:
-    """What a finished render stores. Without `status`, an error means failed."""
+    """The values stored for a finished render. Without `status`, an error means failed."""
 
     query: str = ""
     error: str = ""
@@ -463,17 +463,21 @@ def _timed_out() -> RenderOutcome:
     return RenderOutcome(error=f"Timed out after {settings.RENDER_SOFT_TIME_LIMIT} s.")
 
 
-def _render_outcome(
-    render: Render,
-    targets: dict,
-    rules: "RuleSources",
-    timeout_errors: tuple[type[BaseException], ...],
-) -> RenderOutcome:
-    """Convert one claimed render; any error except a timeout or a lost database
+def _render_outcome(render: Render, task: TaskRun) -> RenderOutcome:
+    """Convert one claimed render. Any error except a timeout or a lost database
     connection becomes the render's outcome."""
+    target = task.targets.get(render.target)
+    if target is None:
+        return RenderOutcome(error=f"Target {render.target!r} is no longer configured.")
     try:
-        return _convert(render, targets, rules, timeout_errors)
-    except timeout_errors:
+        converter = target_converter(target)
+        if isinstance(converter, str):
+            return RenderOutcome(error=converter, status=Render.Status.UNAVAILABLE)
+        loaded = task.rules.load(render.sigma_rule_id)
+        if isinstance(loaded, str):
+            return RenderOutcome(error=loaded)
+        conversion = converter.convert(loaded, propagate=task.timeout_errors)
+    except task.timeout_errors:
         raise
     except DatabaseLayerError:
         # A lost connection: the task retries, and the claim resumes this render.
@@ -483,24 +487,6 @@ def _render_outcome(
         # as if its worker had died.
         logger.exception("render %s for %s raised an error", render.pk, render.target)
         return RenderOutcome(error=f"Rendering failed with {type(exc).__name__}: {exc}")
-
-
-def _convert(
-    render: Render,
-    targets: dict,
-    rules: "RuleSources",
-    timeout_errors: tuple[type[BaseException], ...],
-) -> RenderOutcome:
-    target = targets.get(render.target)
-    if target is None:
-        return RenderOutcome(error=f"Target {render.target!r} is no longer configured.")
-    converter = target_converter(target)
-    if isinstance(converter, str):
-        return RenderOutcome(error=converter, status=Render.Status.UNAVAILABLE)
-    loaded = rules.load(render.sigma_rule_id)
-    if isinstance(loaded, str):
-        return RenderOutcome(error=loaded)
-    conversion = converter.convert(loaded, propagate=timeout_errors)
     return RenderOutcome(
         query=conversion.query,
         error=conversion.error,
@@ -602,6 +588,7 @@ def _finish_many(
         f"WHERE {quote(meta.pk.column)} = %s AND {quote(meta.get_field('status').column)} = %s "
         f"AND {quote(meta.get_field('task_id').column)} = %s"
     )
+
     warnings_field = meta.get_field("warnings")
     finished_field = meta.get_field("finished_at")
     finished_at = finished_field.get_db_prep_save(timezone.now(), connection)
@@ -622,6 +609,7 @@ def _finish_many(
                 render.task_id,
             ]
         )
+
     # One transaction: in autocommit mode each row would be its own commit.
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         cursor.executemany(sql, rows)

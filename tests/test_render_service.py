@@ -245,7 +245,7 @@ def test_run_redelivered_task_resumes_render(rules, fast_targets):
 def test_run_claims_retried_render_alone(rules, fast_targets):
     queued = renders_schedule(rule_ids=_rule_ids(rules)[:2])
     retried_pk = min(queued)
-    # The first delivery of task-1 claimed one render and was killed; the others are
+    # The first delivery of task-1 claimed one render and was killed. The others are
     # still queued.
     Render.objects.filter(pk=retried_pk).update(
         status=Render.Status.RUNNING, task_id="task-1", attempts=1, started_at=timezone.now()

@@ -137,8 +137,9 @@ class TargetConverter:
         """Build the backend's combined pipeline once and make the backend reuse it.
 
         pySigma's `Backend.convert` joins the built-in, the target's and the output
-        format's pipelines on every call, which rebinds every item: about 1 ms per
-        render. sigma-cli converts a whole rule folder with one such pipeline, and
+        format's pipelines on every call and rebinds every item to the result. That
+        cost 0.11 ms per render over every eighth SigmaHQ rule (6.41 s against 5.78 s
+        of CPU for 5,502 renders). sigma-cli converts a whole rule folder with one such pipeline, and
         `ProcessingPipeline.apply` resets its state at the start of each rule, so
         reusing it keeps the output. The pipeline is deep-copied so that items of
         an output format pipeline, a class attribute that other converters of the
