@@ -8,7 +8,9 @@ renders; web requests only read them.
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
@@ -75,6 +77,7 @@ def renders_schedule(
     selected = _selected_targets(targets)
     ids = list(rule_ids)
     changed: list[Render] = []
+    rule_sizes: dict[int, int] = {}
     with transaction.atomic():
         for start in range(0, len(ids), SCHEDULE_CHUNK):
             rules = list(
@@ -84,6 +87,7 @@ def renders_schedule(
             )
             filters = filters_by_rule(rules)
             for rule in rules:
+                rule_sizes[rule.pk] = len(rule.yaml_text)
                 existing = {render.target: render for render in rule.renders.all()}
                 for target in selected.values():
                     render = _render_prepare(
@@ -92,7 +96,12 @@ def renders_schedule(
                     if render is not None:
                         changed.append(render)
         _renders_save(changed)
-        queued = [render.pk for render in changed if render.status == Render.Status.QUEUED]
+        queued = [render for render in changed if render.status == Render.Status.QUEUED]
+        # Longest rules first: the slowest renders (one SigmaHQ rule with 4,434 hashes
+        # takes 28 s for Loki) then run while other workers take the rest, instead of
+        # at the end. The sort is stable, so a rule's renders stay together.
+        queued.sort(key=lambda render: -rule_sizes[render.sigma_rule_id])
+        queued = [render.pk for render in queued]
         if queued and enqueue:
             transaction.on_commit(lambda: renders_enqueue(queued))
     return queued
@@ -258,34 +267,138 @@ def renders_run(
 ) -> None:
     """Run the given renders in this process; safe to run twice with the same ids.
 
-    Each render is claimed by a conditional update before it is converted, so a
+    Renders are claimed by conditional updates before they are converted, so a
     duplicate delivery skips finished renders, and a redelivery after a killed
-    worker resumes the render that was in progress.
+    worker resumes the renders that were in progress. The renders that no worker
+    has started yet are claimed with one UPDATE, and their outcomes are stored a
+    few dozen at a time, because each commit is a round trip and replaces the
+    content stamp. A render that was claimed before (its worker died, or the task
+    is retried) is claimed and stored on its own, so a render that kills its
+    worker uses up its own attempts, and the others of its task lose at most the
+    one attempt of the first kill.
     """
-    rules: dict[int, LoadedRule | str] = {}
     targets = render_targets()
-    pending = list(Render.objects.filter(pk__in=render_ids).order_by("sigma_rule_id", "target"))
-    for index, render in enumerate(pending):
-        if not _claim(render, task_id):
+    pending = [
+        render
+        for render in Render.objects.filter(pk__in=render_ids)
+        .only("pk", "sigma_rule_id", "target", "status", "task_id", "attempts")
+        .order_by("sigma_rule_id", "target")
+        if render.status == Render.Status.QUEUED
+        or (render.status == Render.Status.RUNNING and render.task_id == task_id)
+    ]
+    rules = RuleSources.read(sorted({render.sigma_rule_id for render in pending}))
+    fresh = [r for r in pending if r.status == Render.Status.QUEUED and r.attempts == 0]
+    fresh_pks = {render.pk for render in fresh}
+    retried = [render for render in pending if render.pk not in fresh_pks]
+    task = TaskRun(task_id, targets, rules, timeout_errors, progress)
+    rest = _run_fresh(fresh, task)
+    if rest is not None:
+        _send_again([*rest, *(render.pk for render in retried)])
+        return
+    rest = _run_retried(retried, task)
+    if rest is not None:
+        _send_again(rest)
+
+
+def _send_again(render_ids: list[int]) -> None:
+    logger.warning("a render timed out; %d renders sent again", len(render_ids))
+    renders_enqueue(render_ids)
+
+
+# Outcomes stored per commit, and the seconds after which they are stored anyway,
+# so the pages show progress during a long task.
+FLUSH_RENDERS = 50
+FLUSH_SECONDS = 1.0
+
+
+@dataclass
+class TaskRun:
+    """One call of renders_run: its task id, what it converts with, and its callbacks."""
+
+    task_id: str
+    targets: dict[str, RenderTarget]
+    rules: "RuleSources"
+    timeout_errors: tuple[type[BaseException], ...]
+    progress: Callable[[Render], None] | None
+
+
+def _run_fresh(renders: list[Render], task: TaskRun) -> list[int] | None:
+    """Claim never-started renders in one UPDATE, convert them and store the outcomes
+    in a few executemany calls.
+
+    Returns None, or after a timeout the ids of the renders to send again.
+    """
+    claimed = _claim_fresh(renders, task.task_id)
+    outcomes: list[tuple[Render, RenderOutcome]] = []
+    flushed_at = time.monotonic()
+    for index, render in enumerate(claimed):
+        try:
+            outcome = _render_outcome(render, task)
+        except task.timeout_errors:
+            logger.warning("render %s for %s timed out", render.pk, render.target)
+            outcomes.append((render, _timed_out()))
+            _finish_many(outcomes, task.progress)
+            unconverted = [item.pk for item in claimed[index + 1 :]]
+            # Claimed but never started: they go back to the queue as they were.
+            Render.objects.filter(
+                pk__in=unconverted, status=Render.Status.RUNNING, task_id=task.task_id
+            ).update(status=Render.Status.QUEUED, task_id="", attempts=F("attempts") - 1)
+            return unconverted
+        outcomes.append((render, outcome))
+        if len(outcomes) >= FLUSH_RENDERS or time.monotonic() - flushed_at >= FLUSH_SECONDS:
+            _finish_many(outcomes, task.progress)
+            outcomes = []
+            flushed_at = time.monotonic()
+    _finish_many(outcomes, task.progress)
+    return None
+
+
+def _run_retried(renders: list[Render], task: TaskRun) -> list[int] | None:
+    """Claim, convert and store renders one at a time. Returns what _run_fresh returns."""
+    for index, render in enumerate(renders):
+        if not _claim(render, task.task_id):
             continue
         try:
-            _render_one(render, targets, rules, timeout_errors)
-        except timeout_errors:
-            _finish(render, error=f"Timed out after {settings.RENDER_SOFT_TIME_LIMIT} s.")
-            rest = [item.pk for item in pending[index + 1 :]]
-            logger.warning("render %s timed out; %d renders sent again", render.pk, len(rest))
-            renders_enqueue(rest)
-            return
-        except DatabaseLayerError:
-            # A lost connection: the task retries, and the claim resumes this render.
-            raise
-        except Exception as exc:
-            # Any other error is this render's outcome. Left `running`, the render would
-            # wait for the abandoned cutoff and then fail as if its worker had died.
-            logger.exception("render %s for %s raised an error", render.pk, render.target)
-            _finish(render, error=f"Rendering failed with {type(exc).__name__}: {exc}")
-        if progress:
-            progress(render)
+            outcome = _render_outcome(render, task)
+        except task.timeout_errors:
+            _finish(render, _timed_out())
+            logger.warning("render %s for %s timed out", render.pk, render.target)
+            return [item.pk for item in renders[index + 1 :]]
+        _finish(render, outcome)
+        if task.progress:
+            task.progress(render)
+    return None
+
+
+def _claim_fresh(renders: list[Render], task_id: str) -> list[Render]:
+    """Claim the renders that no worker has started with one UPDATE, and return the
+    ones claimed.
+
+    Their started_at is the claim time. A task's hard time limit ends it before the
+    abandoned cutoff, so the last render of a task is not taken for abandoned.
+    """
+    if not renders:
+        return []
+    pks = [render.pk for render in renders]
+    started_at = timezone.now()
+    Render.objects.filter(pk__in=pks, status=Render.Status.QUEUED, attempts=0).update(
+        status=Render.Status.RUNNING,
+        task_id=task_id,
+        started_at=started_at,
+        attempts=F("attempts") + 1,
+    )
+    claimed_pks = set(
+        Render.objects.filter(
+            pk__in=pks, status=Render.Status.RUNNING, task_id=task_id
+        ).values_list("pk", flat=True)
+    )
+    claimed = [render for render in renders if render.pk in claimed_pks]
+    for render in claimed:
+        render.status = Render.Status.RUNNING
+        render.task_id = task_id
+        render.started_at = started_at
+        render.attempts = 1
+    return claimed
 
 
 def _claim(render: Render, task_id: str) -> bool:
@@ -306,9 +419,11 @@ def _claim(render: Render, task_id: str) -> bool:
     if render.attempts > settings.RENDER_MAX_ATTEMPTS:
         _finish(
             render,
-            error=(
-                f"The worker stopped while rendering {settings.RENDER_MAX_ATTEMPTS} times "
-                "(killed, out of memory or over the hard time limit); not retried."
+            RenderOutcome(
+                error=(
+                    f"The worker stopped while rendering {settings.RENDER_MAX_ATTEMPTS} times "
+                    "(killed, out of memory or over the hard time limit); not retried."
+                )
             ),
         )
         return False
@@ -333,30 +448,46 @@ def target_converter(target: RenderTarget) -> TargetConverter | str:
     return converter
 
 
-def _render_one(
-    render: Render,
-    targets: dict,
-    rules: dict,
-    timeout_errors: tuple[type[BaseException], ...],
-) -> None:
-    target = targets.get(render.target)
+@dataclass
+class RenderOutcome:
+    """The values stored for a finished render. Without `status`, an error means failed."""
+
+    query: str = ""
+    error: str = ""
+    warnings: list = field(default_factory=list)
+    duration_ms: float | None = None
+    status: str | None = None
+
+
+def _timed_out() -> RenderOutcome:
+    return RenderOutcome(error=f"Timed out after {settings.RENDER_SOFT_TIME_LIMIT} s.")
+
+
+def _render_outcome(render: Render, task: TaskRun) -> RenderOutcome:
+    """Convert one claimed render. Any error except a timeout or a lost database
+    connection becomes the render's outcome."""
+    target = task.targets.get(render.target)
     if target is None:
-        _finish(render, error=f"Target {render.target!r} is no longer configured.")
-        return
-    converter = target_converter(target)
-    if isinstance(converter, str):
-        _finish(render, error=converter, status=Render.Status.UNAVAILABLE)
-        return
-    loaded = rules.get(render.sigma_rule_id)
-    if loaded is None:
-        loaded = _load(render.sigma_rule_id)
-        rules[render.sigma_rule_id] = loaded
-    if isinstance(loaded, str):
-        _finish(render, error=loaded)
-        return
-    conversion = converter.convert(loaded, propagate=timeout_errors)
-    _finish(
-        render,
+        return RenderOutcome(error=f"Target {render.target!r} is no longer configured.")
+    try:
+        converter = target_converter(target)
+        if isinstance(converter, str):
+            return RenderOutcome(error=converter, status=Render.Status.UNAVAILABLE)
+        loaded = task.rules.load(render.sigma_rule_id)
+        if isinstance(loaded, str):
+            return RenderOutcome(error=loaded)
+        conversion = converter.convert(loaded, propagate=task.timeout_errors)
+    except task.timeout_errors:
+        raise
+    except DatabaseLayerError:
+        # A lost connection: the task retries, and the claim resumes this render.
+        raise
+    except Exception as exc:
+        # Left `running`, the render would wait for the abandoned cutoff and then fail
+        # as if its worker had died.
+        logger.exception("render %s for %s raised an error", render.pk, render.target)
+        return RenderOutcome(error=f"Rendering failed with {type(exc).__name__}: {exc}")
+    return RenderOutcome(
         query=conversion.query,
         error=conversion.error,
         warnings=[warning.as_dict() for warning in conversion.warnings],
@@ -364,51 +495,127 @@ def _render_one(
     )
 
 
-def _load(rule_pk: int) -> LoadedRule | str:
-    """Load a rule with the filters of its detection's active tuning entries applied."""
-    fields = ("pk", "yaml_text", "rule_id", "detection_id")
-    rule = SigmaRule.objects.filter(pk=rule_pk).only(*fields).first()
-    if rule is None:
-        return "The Sigma rule was deleted."
-    filters = filters_by_rule([rule]).get(rule.pk)
-    try:
-        return load_rule(rule.yaml_text, filters)
-    except ValueError as exc:
-        return f"The Sigma rule cannot be parsed: {exc}"
+@dataclass
+class RuleSources:
+    """The texts and tuning filters of a task's rules, read in bulk, and each rule
+    parsed on first use."""
+
+    texts: dict[int, tuple[str, list[dict] | None]]
+    parsed: dict[int, LoadedRule | str] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, rule_pks: list[int]) -> "RuleSources":
+        fields = ("pk", "yaml_text", "rule_id", "detection_id")
+        texts = {}
+        for start in range(0, len(rule_pks), SCHEDULE_CHUNK):
+            rules = list(
+                SigmaRule.objects.filter(pk__in=rule_pks[start : start + SCHEDULE_CHUNK]).only(
+                    *fields
+                )
+            )
+            filters = filters_by_rule(rules)
+            for rule in rules:
+                texts[rule.pk] = (rule.yaml_text, filters.get(rule.pk))
+        return cls(texts)
+
+    def load(self, rule_pk: int) -> LoadedRule | str:
+        """Return the rule with its detection's active tuning filters applied, or why
+        it cannot be rendered."""
+        loaded = self.parsed.get(rule_pk)
+        if loaded is not None:
+            return loaded
+        if rule_pk not in self.texts:
+            return "The Sigma rule was deleted."
+        text, filters = self.texts[rule_pk]
+        try:
+            loaded = load_rule(text, filters)
+        except ValueError as exc:
+            loaded = f"The Sigma rule cannot be parsed: {exc}"
+        self.parsed[rule_pk] = loaded
+        return loaded
 
 
 # Backend messages can list hundreds of field names, and their start names the problem.
 MAX_ERROR_CHARS = 2000
 
 
-def _finish(
-    render: Render,
-    *,
-    query: str = "",
-    error: str = "",
-    warnings: list | None = None,
-    duration_ms: float | None = None,
-    status: str | None = None,
-) -> None:
-    """Store a render's outcome unless it was queued again meanwhile."""
-    final_status = status or (Render.Status.FAILED if error else Render.Status.RENDERED)
+def _final_values(render: Render, outcome: RenderOutcome) -> tuple[str, str]:
+    """Return the status and the error text to store, and log a failed outcome."""
+    error = outcome.error
+    final_status = outcome.status or (Render.Status.FAILED if error else Render.Status.RENDERED)
     if len(error) > MAX_ERROR_CHARS:
         error = error[:MAX_ERROR_CHARS] + " [truncated]"
-    Render.objects.filter(
-        pk=render.pk, status=Render.Status.RUNNING, task_id=render.task_id
-    ).update(
-        status=final_status,
-        query=query,
-        error=error,
-        warnings=warnings or [],
-        duration_ms=duration_ms,
-        finished_at=timezone.now(),
-    )
     if error:
         first_line = error.splitlines()[0]
         logger.info(
             "render %s for %s ended %s: %s", render.pk, render.target, final_status, first_line
         )
+    return final_status, error
+
+
+def _finish(render: Render, outcome: RenderOutcome) -> None:
+    """Store a render's outcome unless it was queued again meanwhile."""
+    final_status, error = _final_values(render, outcome)
+    Render.objects.filter(
+        pk=render.pk, status=Render.Status.RUNNING, task_id=render.task_id
+    ).update(
+        status=final_status,
+        query=outcome.query,
+        error=error,
+        warnings=outcome.warnings,
+        duration_ms=outcome.duration_ms,
+        finished_at=timezone.now(),
+    )
+
+
+FINISHED_FIELDS = ("status", "query", "error", "warnings", "duration_ms", "finished_at")
+
+
+def _finish_many(
+    outcomes: list[tuple[Render, RenderOutcome]],
+    progress: Callable[[Render], None] | None = None,
+) -> None:
+    """Store the outcomes of several renders in one transaction, each row under the
+    same condition as _finish."""
+    if not outcomes:
+        return
+    connection = connections[Render.objects.db]
+    quote = connection.ops.quote_name
+    meta = Render._meta
+    assignments = ", ".join(f"{quote(meta.get_field(name).column)} = %s" for name in FINISHED_FIELDS)
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET {assignments} "
+        f"WHERE {quote(meta.pk.column)} = %s AND {quote(meta.get_field('status').column)} = %s "
+        f"AND {quote(meta.get_field('task_id').column)} = %s"
+    )
+
+    warnings_field = meta.get_field("warnings")
+    finished_field = meta.get_field("finished_at")
+    finished_at = finished_field.get_db_prep_save(timezone.now(), connection)
+    rows = []
+    for render, outcome in outcomes:
+        final_status, error = _final_values(render, outcome)
+        warnings = warnings_field.get_db_prep_save(outcome.warnings, connection)
+        rows.append(
+            [
+                str(final_status),
+                outcome.query,
+                error,
+                warnings,
+                outcome.duration_ms,
+                finished_at,
+                render.pk,
+                Render.Status.RUNNING.value,
+                render.task_id,
+            ]
+        )
+
+    # One transaction: in autocommit mode each row would be its own commit.
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+    if progress:
+        for render, _ in outcomes:
+            progress(render)
 
 
 def abandoned_after_seconds() -> int:

@@ -50,3 +50,35 @@ def test_reused_converter_matches_fresh(key):
         again = reused.convert(rule)
         assert again.query == fresh.query
         assert again.error == fresh.error
+
+
+@pytest.mark.parametrize("key", sorted(render_targets()))
+def test_kept_pipeline_matches_per_call_pipeline(key):
+    target = render_targets()[key]
+    kept = TargetConverter(target)
+    per_call = TargetConverter(target)
+    # Without the instance attribute, pySigma's own method joins the pipelines per call.
+    vars(per_call.backend).pop("init_processing_pipeline", None)
+
+    for text in rule_texts():
+        rule = load_rule(text)
+        expected = per_call.convert(rule)
+        actual = kept.convert(rule)
+        assert actual.query == expected.query
+        assert actual.error == expected.error
+        assert actual.warnings == expected.warnings
+
+
+def test_loaded_rule_copy_is_independent():
+    loaded = load_rule(rule_texts()[2])
+
+    first = loaded.copy()
+    first.title = "changed"
+    first.detection.detections.clear()
+    second = loaded.copy()
+
+    assert first is not loaded.rule
+    assert loaded.rule.title != "changed"
+    assert second.title == loaded.rule.title
+    assert second.detection.detections.keys() == loaded.rule.detection.detections.keys()
+    assert second.to_dict() == loaded.rule.to_dict()

@@ -195,7 +195,9 @@ def test_validation_killing_its_worker_is_failed(deployment):
 
 
 def test_worker_killed_mid_render_is_recovered(deployment):
-    stack = deployment()
+    # The other targets render a rule in about a millisecond, so the slow target keeps
+    # renders running for a few seconds, long enough to be seen and killed.
+    stack = deployment(SLOW_RENDER_TARGET="1", SLOW_BACKEND_SECONDS="0.5")
     stack.processes.start_worker("first")
     stack.processes.manage("load_content")
     wait_until(

@@ -242,6 +242,37 @@ def test_run_redelivered_task_resumes_render(rules, fast_targets):
     assert resumed.query != ""
 
 
+def test_run_claims_retried_render_alone(rules, fast_targets):
+    queued = renders_schedule(rule_ids=_rule_ids(rules)[:2])
+    retried_pk = min(queued)
+    # The first delivery of task-1 claimed one render and was killed. The others are
+    # still queued.
+    Render.objects.filter(pk=retried_pk).update(
+        status=Render.Status.RUNNING, task_id="task-1", attempts=1, started_at=timezone.now()
+    )
+
+    renders_run(render_ids=queued, task_id="task-1")
+
+    renders = {render.pk: render for render in Render.objects.filter(pk__in=queued)}
+    assert {render.status for render in renders.values()} == {Render.Status.RENDERED}
+    assert renders[retried_pk].attempts == 2
+    assert {renders[pk].attempts for pk in queued if pk != retried_pk} == {1}
+    assert {render.task_id for render in renders.values()} == {"task-1"}
+
+
+def test_run_stores_outcomes_in_several_flushes(rules, fast_targets, monkeypatch):
+    monkeypatch.setattr(rendering, "FLUSH_RENDERS", 3)
+    queued = renders_schedule(rule_ids=_rule_ids(rules))
+    seen: list[int] = []
+
+    renders_run(render_ids=queued, task_id="task-1", progress=lambda render: seen.append(render.pk))
+
+    assert sorted(seen) == sorted(queued)
+    statuses = set(Render.objects.filter(pk__in=queued).values_list("status", flat=True))
+    assert statuses == {Render.Status.RENDERED}
+    assert not Render.objects.filter(pk__in=queued, finished_at__isnull=True).exists()
+
+
 def test_run_max_attempts_fails_render(rules, fast_targets):
     queued = renders_schedule(rule_ids=_rule_ids(rules)[:1], targets=["splunk"])
     Render.objects.filter(pk__in=queued).update(

@@ -135,6 +135,8 @@ def configure_environment(database_url: str, redis_url: str, workdir: Path) -> d
             "CELERY_BROKER_URL": redis_url,
             # Production runs without DEBUG, which would keep every SQL query in memory.
             "DEBUG": "false",
+            # Production keeps connections for 60 s, and 0 would open one per task.
+            "DATABASE_CONN_MAX_AGE": "60",
             "SIGMA_CACHE_DIR": str(workdir / "pysigma-cache"),
         }
     )

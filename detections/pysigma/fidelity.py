@@ -463,7 +463,12 @@ def esql_case_sensitive(facts: RenderFacts) -> Iterator[str]:
 
 def lucene_case_sensitive(facts: RenderFacts) -> Iterator[str]:
     """Find values that the query compares with a field that is not a `.caseless` field."""
-    pairs = lucene_field_values(facts.query)
+    # The first field that is not .caseless for each term text, so each value takes one
+    # lookup: a rule with thousands of values renders thousands of terms.
+    cased_field_by_text: dict[str, str] = {}
+    for field, text in lucene_field_values(facts.query):
+        if not field.endswith(".caseless"):
+            cased_field_by_text.setdefault(text, field)
     for item in facts.items:
         if item.field is None:
             continue
@@ -472,12 +477,11 @@ def lucene_case_sensitive(facts: RenderFacts) -> Iterator[str]:
         for value in uncased_string_values(item):
             if not has_letters(plain_text(value)):
                 continue
-            for field, text in pairs:
-                if text == lucene_pattern(value) and not field.endswith(".caseless"):
-                    values.append(value)
-                    if field not in fields:
-                        fields.append(field)
-                    break
+            field = cased_field_by_text.get(lucene_pattern(value))
+            if field is not None:
+                values.append(value)
+                if field not in fields:
+                    fields.append(field)
         if values:
             yield (
                 f"{subject(item, values)}: the query compares the value with "
