@@ -386,8 +386,14 @@ def measure(args, env: dict, folder: Path) -> dict:
         server = Gunicorn(env, workers, log)
         try:
             run_wrk("warm-up", server.base, detail_paths, compare_args, folder)
-            bare = run_wrk("bare", server.base, ["/bench/ping/"], compare_args, folder)
-            figure = run_wrk(f"{workers} workers", server.base, detail_paths, compare_args, folder)
+            pid = server.process.pid
+            bare = run_wrk(
+                "bare", server.base, ["/bench/ping/"], compare_args, folder, server_pid=pid
+            )
+            figure = run_wrk(
+                f"{workers} workers", server.base, detail_paths, compare_args, folder,
+                server_pid=pid,
+            )
         finally:
             server.stop()
         report["compare"][workers] = {"detail": asdict(figure), "bare": asdict(bare)}
