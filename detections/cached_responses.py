@@ -12,8 +12,8 @@ are the same as on the full path.
 An anonymous client here is a request without an Authorization header and without a
 session or message cookie. API requests are counted by DRF's throttles first, with
 the same counters the API views use, and a miss is not counted twice. A client over
-its limit goes down the full path, which answers 429. A stamp that cannot be read, a cache miss or Redis being down
-also sends the request down the full path, so this layer never answers with content
+its limit goes down the full path, which returns 429. A stamp that cannot be read, a cache miss or Redis being down
+also sends the request down the full path, so this layer never returns content
 the full path would not.
 """
 
@@ -22,20 +22,21 @@ import re
 from django.conf import settings
 from django.contrib.messages.storage.cookie import CookieStorage
 from django.core.cache import cache
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from rest_framework.settings import api_settings
 
 from portal.throttling import COUNTED, WindowRateThrottle, count_with
 
-from .response_cache import STAMP_ID, cache_key
+from .api.versioned import not_modified
+from .response_cache import cache_key, current_stamp
 
 ANONYMOUS_CACHEABLE = "_anonymous_cacheable"
 # Paths whose views mark their responses. Only these pay for a cache lookup.
 API_PATHS = re.compile(r"/api/v1/detections/(?:[^/]+/)?")
 PAGE_PATHS = re.compile(r"/")
 # Headers that are kept with a stored response, as set by the view and DRF.
-KEPT_HEADERS = ("Content-Type", "ETag", "Vary", "Allow")
+STORED_HEADERS = ("Content-Type", "ETag", "Vary", "Allow")
 
 
 def cacheable_for_anonymous(response: HttpResponse) -> HttpResponse:
@@ -49,19 +50,6 @@ def _is_anonymous(request: HttpRequest) -> bool:
         return False
     cookies = request.COOKIES
     return settings.SESSION_COOKIE_NAME not in cookies and CookieStorage.cookie_name not in cookies
-
-
-def _stamp_token() -> str | None:
-    from .models import ContentStamp
-
-    table = connection.ops.quote_name(ContentStamp._meta.db_table)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT token FROM {table} WHERE id = %s", [STAMP_ID])
-            row = cursor.fetchone()
-    except DatabaseError:
-        return None
-    return row[0] if row else None
 
 
 def _read_and_count(request: HttpRequest, key: str):
@@ -96,12 +84,6 @@ def _read_and_count(request: HttpRequest, key: str):
     return entry, allowed
 
 
-def _etag_matches(request: HttpRequest, tag: str) -> bool:
-    # The same comparison as the API's not_modified(): strong or weak, no `*`.
-    tags = [item.strip() for item in request.headers.get("If-None-Match", "").split(",")]
-    return tag in tags or f"W/{tag}" in tags
-
-
 class AnonymousCacheMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
@@ -114,7 +96,7 @@ class AnonymousCacheMiddleware:
                 return response
         response = self.get_response(request)
         if key is not None and self._storable(response):
-            headers = {name: response[name] for name in KEPT_HEADERS if name in response}
+            headers = {name: response[name] for name in STORED_HEADERS if name in response}
             cache.set(key, (response.content, headers), settings.API_CACHE_TIMEOUT)
         return response
 
@@ -129,7 +111,10 @@ class AnonymousCacheMiddleware:
             kind = "page"
         else:
             return "", None
-        stamp = _stamp_token()
+        try:
+            stamp = current_stamp()
+        except DatabaseError:
+            return kind, None
         if stamp is None:
             return kind, None
         return kind, cache_key(
@@ -151,7 +136,7 @@ class AnonymousCacheMiddleware:
             return None
         body, headers = entry
         tag = headers.get("ETag")
-        if tag and _etag_matches(request, tag):
+        if tag and not_modified(request, tag):
             kept = {name: value for name, value in headers.items() if name != "Content-Type"}
             response = HttpResponse(status=304, headers=kept)
             del response["Content-Type"]

@@ -3,7 +3,7 @@
 DRF's own throttles keep a list of request times per client and rewrite it on every
 request, a read and a write of the shared cache. These count requests in fixed
 windows instead (for "120/minute", each clock minute): one atomic increment per
-request, which Redis answers in the same round trip as other reads
+request, which Redis runs in the same round trip as other reads
 (`count_with`). A client may therefore send up to twice its rate across the
 boundary of two windows. A denied request counts too, so a client that keeps
 sending past its limit waits for the next window.

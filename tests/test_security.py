@@ -104,7 +104,7 @@ def test_forged_forwarded_for_is_throttled(five_per_minute):
 
 
 @pytest.mark.django_db
-def test_signed_in_users_are_counted_by_the_user_rate_only(
+def test_user_throttle_counts_signed_in_only(
     monkeypatch, django_user_model, throttle_clock
 ):
     monkeypatch.setattr(ClientAddressRateThrottle, "THROTTLE_RATES", {"anon": "2/minute"})
