@@ -20,8 +20,6 @@ from django.db.models import DateTimeField, F, JSONField, Q
 from django.utils import timezone
 
 from .models import Render, SigmaRule
-from .response_cache import content_changed
-from .tuning import filters_by_rule
 from .pysigma.convert import (
     LoadedRule,
     RenderTarget,
@@ -31,6 +29,8 @@ from .pysigma.convert import (
     render_targets,
     target_versions,
 )
+from .response_cache import content_changed
+from .tuning import filters_by_rule
 
 logger = logging.getLogger(__name__)
 
@@ -44,21 +44,51 @@ def render_input_hash(
     """Hash everything a render's output depends on: rule text, tuning filters, target
     definition, versions.
 
-    The filters count only when there are some, so rules without tuning entries keep
-    the hashes they had before tuning entries existed and are not rendered again.
+    The hashed text is `json.dumps` of a dict with the keys backend, filters, format,
+    pipelines, rule, target and versions, sorted. The filters count only when there
+    are some, so rules without tuning entries keep the hashes they had before tuning
+    entries existed and are not rendered again.
     """
-    material_fields = {
-        "rule": rule_text,
-        "target": target.key,
-        "backend": target.backend,
-        "pipelines": list(target.pipelines),
-        "format": target.output_format,
-        "versions": versions,
+    return _input_hash(_json(rule_text), _target_material(target, versions), filters)
+
+
+def _json(value) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _target_material(target: RenderTarget, versions: dict[str, str]) -> dict[str, str]:
+    """Return the JSON text of each target-dependent value of the hashed material."""
+    return {
+        "backend": _json(target.backend),
+        "format": _json(target.output_format),
+        "pipelines": _json(list(target.pipelines)),
+        "target": _json(target.key),
+        "versions": _json(versions),
     }
+
+
+def _input_hash(rule_json: str, target_material: dict[str, str], filters) -> str:
+    """Hash the material from values already encoded as JSON.
+
+    A re-render of unchanged content hashes every rule for every target, so each rule
+    text and each target is encoded once and the object is joined from the pieces,
+    the same text `json.dumps(..., sort_keys=True)` writes for the whole dict.
+    """
+    encoded = {**target_material, "rule": rule_json}
     if filters:
-        material_fields["filters"] = filters
-    material = json.dumps(material_fields, sort_keys=True, default=str)
+        encoded["filters"] = _json(filters)
+    material = "{" + ", ".join(f'"{key}": {encoded[key]}' for key in sorted(encoded)) + "}"
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredRender:
+    """The columns of an existing render row that scheduling compares."""
+
+    pk: int
+    input_hash: str
+    status: str
+    error: str
 
 
 def renders_schedule(
@@ -73,33 +103,52 @@ def renders_schedule(
     A render with the same input hash as its last finished run is left alone unless
     `force`. With `enqueue=False` the rows are only queued, for a caller that runs
     them itself. Returns the ids of the render rows that were queued.
+
+    Existing rows are read as a few columns, not as model instances: re-scheduling
+    unchanged content reads every render row, and loading each row's query and
+    warnings cost most of that time.
     """
     selected = _selected_targets(targets)
+    inputs = {key: _target_input_or_reason(target) for key, target in selected.items()}
     ids = list(rule_ids)
     changed: list[Render] = []
     rule_sizes: dict[int, int] = {}
     with transaction.atomic():
         for start in range(0, len(ids), SCHEDULE_CHUNK):
+            chunk = ids[start : start + SCHEDULE_CHUNK]
             rules = list(
-                SigmaRule.objects.filter(pk__in=ids[start : start + SCHEDULE_CHUNK])
-                .only("pk", "yaml_text", "rule_id", "detection_id")
-                .prefetch_related("renders")
+                SigmaRule.objects.filter(pk__in=chunk).only(
+                    "pk", "yaml_text", "rule_id", "detection_id"
+                )
             )
+            stored: dict[int, dict[str, StoredRender]] = {rule.pk: {} for rule in rules}
+            rows = Render.objects.filter(sigma_rule_id__in=chunk, target__in=list(selected))
+            for pk, rule_pk, target_key, input_hash, status, error in rows.values_list(
+                "pk", "sigma_rule_id", "target", "input_hash", "status", "error"
+            ):
+                stored[rule_pk][target_key] = StoredRender(pk, input_hash, status, error)
             filters = filters_by_rule(rules)
             for rule in rules:
                 rule_sizes[rule.pk] = len(rule.yaml_text)
-                existing = {render.target: render for render in rule.renders.all()}
+                rule_json = _json(rule.yaml_text)
+                existing = stored[rule.pk]
                 for target in selected.values():
                     render = _render_prepare(
-                        rule, target, existing.get(target.key), force, filters.get(rule.pk)
+                        rule,
+                        rule_json,
+                        target,
+                        inputs[target.key],
+                        existing.get(target.key),
+                        force,
+                        filters.get(rule.pk),
                     )
                     if render is not None:
                         changed.append(render)
         _renders_save(changed)
         queued = [render for render in changed if render.status == Render.Status.QUEUED]
-        # Longest rules first: the slowest renders (one SigmaHQ rule with 4,434 hashes
-        # takes 28 s for Loki) then run while other workers take the rest, instead of
-        # at the end. The sort is stable, so a rule's renders stay together.
+        # Longest rules first: the slowest renders then run while other workers take
+        # the rest, instead of at the end. The sort is stable, so a rule's renders
+        # stay together.
         queued.sort(key=lambda render: -rule_sizes[render.sigma_rule_id])
         queued = [render.pk for render in queued]
         if queued and enqueue:
@@ -111,7 +160,8 @@ def renders_schedule(
 # limit on query parameters.
 SCHEDULE_CHUNK = 500
 
-SCHEDULED_FIELDS = [
+# The columns that scheduling writes, by the status it sets.
+QUEUED_FIELDS = [
     "status",
     "input_hash",
     "versions",
@@ -120,9 +170,15 @@ SCHEDULED_FIELDS = [
     "queued_at",
     "attempts",
     "task_id",
+]
+UNAVAILABLE_FIELDS = [
+    "status",
     "error",
     "query",
     "warnings",
+    "input_hash",
+    "pipelines",
+    "output_format",
     "finished_at",
 ]
 
@@ -134,7 +190,10 @@ def _renders_save(renders: list[Render]) -> None:
     new = [render for render in renders if render.pk is None]
     existing = [render for render in renders if render.pk is not None]
     _renders_insert(new)
-    Render.objects.bulk_update(existing, SCHEDULED_FIELDS, batch_size=500)
+    queued = [render for render in existing if render.status == Render.Status.QUEUED]
+    unavailable = [render for render in existing if render.status != Render.Status.QUEUED]
+    Render.objects.bulk_update(queued, QUEUED_FIELDS, batch_size=500)
+    Render.objects.bulk_update(unavailable, UNAVAILABLE_FIELDS, batch_size=500)
 
 
 # Rows per executemany call when inserting renders on SQLite.
@@ -161,9 +220,9 @@ def _renders_insert(renders: list[Render]) -> None:
     rows = []
     for render in renders:
         row = []
-        for field, adapt in zip(fields, adapted, strict=True):
-            value = getattr(render, field.attname)
-            row.append(field.get_db_prep_save(value, connection) if adapt else value)
+        for model_field, adapt in zip(fields, adapted, strict=True):
+            value = getattr(render, model_field.attname)
+            row.append(model_field.get_db_prep_save(value, connection) if adapt else value)
         rows.append(row)
     table = Render._meta.db_table
     with connection.cursor() as cursor:
@@ -192,25 +251,49 @@ def _renders_insert(renders: list[Render]) -> None:
         render._state.adding = False
 
 
-def _render_prepare(
-    rule: SigmaRule,
-    target: RenderTarget,
-    render: Render | None,
-    force: bool,
-    filters: list[dict] | None = None,
-) -> Render | None:
-    """Return the render set up to be queued or marked unavailable, or None if unchanged."""
-    render = render or Render(sigma_rule=rule, target=target.key)
+@dataclass(frozen=True)
+class TargetInput:
+    """A target's package versions and its part of the hashed material."""
+
+    versions: dict[str, str]
+    material: dict[str, str]
+
+
+def _target_input_or_reason(target: RenderTarget) -> TargetInput | str:
+    """Return the target's versions and material, or why it is unavailable."""
     try:
         versions = target_versions(target)
     except TargetUnavailable as exc:
-        return _mark_unavailable(render, target, str(exc))
-    input_hash = render_input_hash(rule.yaml_text, target, versions, filters)
-    if render.pk and render.input_hash == input_hash and not force:
+        return str(exc)
+    return TargetInput(versions, _target_material(target, versions))
+
+
+def _render_prepare(
+    rule: SigmaRule,
+    rule_json: str,
+    target: RenderTarget,
+    target_input: TargetInput | str,
+    stored: StoredRender | None,
+    force: bool,
+    filters: list[dict] | None = None,
+) -> Render | None:
+    """Return the render set up to be queued or marked unavailable, or None if unchanged.
+
+    An existing row comes back as an instance with only its key and the columns that
+    scheduling writes set; _renders_save writes just those.
+    """
+    if isinstance(target_input, str):
+        reason = target_input
+        if stored and stored.status == Render.Status.UNAVAILABLE and stored.error == reason:
+            return None
+        return _mark_unavailable(_render_for(rule, target, stored), target, reason)
+    input_hash = _input_hash(rule_json, target_input.material, filters)
+    if stored and stored.input_hash == input_hash and not force:
         return None
+    render = _render_for(rule, target, stored)
     render.status = Render.Status.QUEUED
     render.input_hash = input_hash
-    render.versions = versions
+    render.versions = target_input.versions
     render.pipelines = target.pipeline_names
     render.output_format = target.output_format
     render.queued_at = timezone.now()
@@ -219,9 +302,16 @@ def _render_prepare(
     return render
 
 
-def _mark_unavailable(render: Render, target: RenderTarget, reason: str) -> Render | None:
-    if render.pk and render.status == Render.Status.UNAVAILABLE and render.error == reason:
-        return None
+def _render_for(rule: SigmaRule, target: RenderTarget, stored: StoredRender | None) -> Render:
+    """Return a new render row for the rule and target, or a handle on the stored one."""
+    if stored is None:
+        return Render(sigma_rule=rule, target=target.key)
+    render = Render(pk=stored.pk, sigma_rule_id=rule.pk, target=target.key)
+    render._state.adding = False
+    return render
+
+
+def _mark_unavailable(render: Render, target: RenderTarget, reason: str) -> Render:
     render.status = Render.Status.UNAVAILABLE
     render.error = reason
     render.query = ""
@@ -582,7 +672,9 @@ def _finish_many(
     connection = connections[Render.objects.db]
     quote = connection.ops.quote_name
     meta = Render._meta
-    assignments = ", ".join(f"{quote(meta.get_field(name).column)} = %s" for name in FINISHED_FIELDS)
+    assignments = ", ".join(
+        f"{quote(meta.get_field(name).column)} = %s" for name in FINISHED_FIELDS
+    )
     sql = (
         f"UPDATE {quote(meta.db_table)} SET {assignments} "
         f"WHERE {quote(meta.pk.column)} = %s AND {quote(meta.get_field('status').column)} = %s "

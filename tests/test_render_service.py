@@ -535,3 +535,32 @@ def test_load_content_dead_broker_keeps_renders(
         f"broker unreachable, {expected} renders stay queued until a worker starts: "
         "Error 111 connecting to 127.0.0.1:1. Connection refused."
     ]
+
+
+@pytest.mark.parametrize(
+    "rule_text, filters",
+    [
+        ("title: plain\n", None),
+        ('title: "quotes \\" and \\\\ backslash"\nnote: Ünïcode – ✓\n', []),
+        ("title: tuned\n", [{"rule": "b", "filter": {"sel": {"Image|endswith": ["\\x.exe"]}}}]),
+    ],
+)
+def test_input_hash_of_whole_material(rule_text, filters):
+    import hashlib
+    import json
+
+    target = render_targets()["splunk"]
+    versions = {"pySigma": "1.5.1", "pysigma-backend-splunk": "2.1.0"}
+    material = {
+        "rule": rule_text,
+        "target": target.key,
+        "backend": target.backend,
+        "pipelines": list(target.pipelines),
+        "format": target.output_format,
+        "versions": versions,
+    }
+    if filters:
+        material["filters"] = filters
+    text = json.dumps(material, sort_keys=True, default=str)
+    expected = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    assert render_input_hash(rule_text, target, versions, filters) == expected
