@@ -90,7 +90,7 @@ def test_split_remainder_warns(pair):
     # The backend's method records nothing, so only the portal's conversion warns.
     assert "alternatives_left_out" not in codes(theirs)
     [message] = [w.message for w in ours.warnings if w.code == "alternatives_left_out"]
-    assert f"left out the {len(missing)} alternatives" in message
+    assert f"left out the last {len(missing)} alternatives" in message
     assert missing[0][4:] in message
     assert {w.as_dict()["code"] for w in ours.warnings} - {"alternatives_left_out"} == set(
         codes(theirs)
@@ -142,3 +142,64 @@ def test_warning_not_carried_over(pair):
     short_rule = load_rule(rule_text({"selection": hashes(3)}, "selection"))
     assert "alternatives_left_out" in codes(fast.convert(long_rule))
     assert "alternatives_left_out" not in codes(fast.convert(short_rule))
+
+
+@pytest.mark.parametrize("condition", ["1 of selection*", "all of selection*", "1 of them"])
+def test_split_selector_with_one_match(pair, condition):
+    # The condition is the selection's `or`, and its parent chain leads back to it
+    # through the selector's dropped `or`, so copying the parent copies it whole.
+    ours, _ = both(pair, rule_text({"selection_a": hashes(250)}, condition))
+    parts = ours.query.split("\n\n")
+    assert len(parts) == 4
+    assert [len(found(part)) for part in parts] == [62, 62, 62, 62]
+    assert len(found(ours.query)) == 248
+
+
+def keyword_rule(count: int) -> str:
+    values = "\n".join(f"        - 'MD5={index:032x}'" for index in range(count))
+    return RULE.format(detection=f"    keywords:\n{values}", condition="keywords").replace(
+        "condition:", "    condition:"
+    )
+
+
+def left_out_message(conversion) -> str:
+    [message] = [w.message for w in conversion.warnings if w.code == "alternatives_left_out"]
+    return message
+
+
+def test_left_out_keyword_named(pair):
+    ours, _ = both(pair, keyword_rule(250))
+    message = left_out_message(ours)
+    assert "keyword ~ " in message
+    assert "nested" not in message
+
+
+def test_left_out_and_named_by_its_fields(pair):
+    # A list of maps is an `or` of `and`s, each `and` one alternative.
+    maps = "\n".join(
+        f"            - Hashes|contains: 'MD5={index:032x}'\n"
+        f"              Image|endswith: '\\\\d{index}.sys'"
+        for index in range(130)
+    )
+    text = RULE.format(detection=f"    selection:\n{maps}", condition="selection").replace(
+        "condition:", "    condition:"
+    )
+    ours, _ = both(pair, text)
+    message = left_out_message(ours)
+    assert " and Image ~ " in message
+    assert message.count("(Hashes ~ ") >= 1
+
+
+def test_one_left_out_worded_singular(pair):
+    fast, _ = pair
+    for count in range(240, 330):
+        text = rule_text({"selection": hashes(count)}, "selection")
+        conversion = fast.convert(load_rule(text))
+        if "alternatives_left_out" not in codes(conversion):
+            continue
+        message = left_out_message(conversion)
+        if "left out the last alternative," in message:
+            break
+    else:
+        pytest.fail("no count between 240 and 330 leaves out exactly one alternative")
+    assert "1 alternatives" not in message

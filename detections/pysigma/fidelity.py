@@ -819,10 +819,15 @@ def split_left_out(facts: RenderFacts) -> Iterator[str]:
     rest = len(facts.left_out) - MAX_VALUES_NAMED
     if rest > 0:
         named += f" and {rest} more"
+    count = len(facts.left_out)
+    left_out = (
+        "left out the last alternative, which did not fill a whole query"
+        if count == 1
+        else f"left out the last {count} alternatives, which did not fill a whole query"
+    )
     yield (
         f"The rule's query was too long for {facts.target_label}, so the backend split "
-        "its top-level `or` into several queries of equal size and left out the "
-        f"{len(facts.left_out)} alternatives that did not fill a whole query: {named}. "
+        f"its top-level `or` into several queries of equal size and {left_out}: {named}. "
         "Events that match only those are missed. Add them as a query of their own, or "
         "split the rule."
     )

@@ -9,7 +9,12 @@ import copy
 import types
 from collections import deque
 
-from sigma.conditions import ConditionFieldEqualsValueExpression, ConditionItem, ConditionOR
+from sigma.conditions import (
+    ConditionFieldEqualsValueExpression,
+    ConditionItem,
+    ConditionOR,
+    ConditionValueExpression,
+)
 from sigma.types import SigmaRegularExpression
 
 
@@ -56,7 +61,10 @@ def _loki_partition_rule(backend, condition, partitions: int) -> list:
     holds only the part's slice while the copy is made, so each hash is copied
     once, and everything above the condition (the rule's detection with all its
     values) is copied once and shared by the parts. The backend only reads the
-    parts after this, so sharing changes no output.
+    parts after this, so sharing changes no output. When the condition can be
+    reached from above (a `1 of selection*` that matches one selection leaves the
+    selection's `or` under a dropped one-argument `or` of its parent chain), the
+    shared copy would hold the whole condition, so each part copies its own.
 
     The slices are the backend's own: parts of `int(count / partitions)` arguments,
     so up to `partitions - 1` trailing arguments are left out of every query, as
@@ -70,13 +78,16 @@ def _loki_partition_rule(backend, condition, partitions: int) -> list:
         return type(backend).partition_rule(backend, condition, partitions)
     arguments = top_or.args
     size = int(len(arguments) / partitions)
-    outside: dict = {}
+    outside: dict | None = {}
     copy.deepcopy(condition.parent, outside)
+    if any(id(node) in outside for node in _subtree(condition)):
+        outside = None
     parts = []
     try:
         for index in range(partitions):
             top_or.args = arguments[index * size : (index + 1) * size]
-            parts.append(copy.deepcopy(condition, dict(outside)))
+            memo = None if outside is None else dict(outside)
+            parts.append(copy.deepcopy(condition, memo))
     finally:
         top_or.args = arguments
     backend.portal_left_out.extend(
@@ -85,10 +96,36 @@ def _loki_partition_rule(backend, condition, partitions: int) -> list:
     return parts
 
 
+def _subtree(condition) -> list:
+    """Return the condition and every node below it."""
+    nodes = [condition]
+    for node in nodes:
+        if isinstance(node, ConditionItem):
+            nodes.extend(node.args)
+    return nodes
+
+
+# Characters of one left-out argument named in a warning.
+MAX_TEXT_CHARS = 200
+
+
 def _condition_text(condition) -> str:
-    """Describe one left-out argument: a field test as field and pattern."""
-    if isinstance(condition, ConditionFieldEqualsValueExpression):
+    """Describe one left-out argument: field and pattern, keyword pattern, or the
+    arguments of a nested `and` or `or`."""
+    if isinstance(condition, ConditionFieldEqualsValueExpression | ConditionValueExpression):
         value = condition.value
         pattern = value.regexp if isinstance(value, SigmaRegularExpression) else str(value)
-        return f"{condition.field} ~ {pattern}"
-    return f"a nested {type(condition).__name__.removeprefix('Condition')} condition"
+        name = (
+            condition.field
+            if isinstance(condition, ConditionFieldEqualsValueExpression)
+            else "keyword"
+        )
+        text = f"{name} ~ {pattern}"
+    elif isinstance(condition, ConditionItem):
+        operator = " or " if isinstance(condition, ConditionOR) else " and "
+        text = "(" + operator.join(_condition_text(arg) for arg in condition.args) + ")"
+    else:
+        text = str(condition)
+    if len(text) > MAX_TEXT_CHARS:
+        text = text[: MAX_TEXT_CHARS - 3] + "..."
+    return text
