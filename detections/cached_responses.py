@@ -72,9 +72,7 @@ def _read_and_count(request: HttpRequest, key: str):
         if counter is None:
             continue
         counter_key = counter[0]
-        value, count = count_with(
-            cache, counter_key, throttle.duration + 1, None if read else key
-        )
+        value, count = count_with(cache, counter_key, throttle.duration + 1, None if read else key)
         if not read:
             entry, read = value, True
         counts[counter_key] = count

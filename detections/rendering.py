@@ -146,8 +146,8 @@ def renders_schedule(
                         changed.append(render)
         _renders_save(changed)
         queued = [render for render in changed if render.status == Render.Status.QUEUED]
-        # Longest rules first: the slowest renders then run while other workers take
-        # the rest, instead of at the end. The sort is stable, so a rule's renders
+        # Rules with the longest text first: the slowest renders then run while other
+        # workers take the rest, instead of at the end. The sort is stable, so a rule's renders
         # stay together.
         queued.sort(key=lambda render: -rule_sizes[render.sigma_rule_id])
         queued = [render.pk for render in queued]

@@ -36,7 +36,6 @@ class FailOpenRedisCache(RedisCache):
                 exc,
             )
 
-
     def get_and_incr(self, key: str | None, counter: str, ttl: int):
         """Read `key` (unless None) and add one to `counter` in one round trip.
 

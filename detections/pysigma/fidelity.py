@@ -2,7 +2,8 @@
 
 A warning has a stable `code` and a message that names the rule's field and value and
 states what to check. The checks read the original parsed rule (before any processing
-pipeline) and the backend's query text. They never change the query.
+pipeline), the backend's query text and the conditions the backend left out of its
+query, if any. They never change the query.
 
 KNOWN_LOSSES at the end of this module is the one table of which check applies to which
 render target, with how each entry was verified. "Probe" there means: rules written to
@@ -238,11 +239,16 @@ def subject(item: SigmaDetectionItem, values: list) -> str:
     )
     name = f"{item.field}{modifiers}" if item.field else f"keyword{modifiers}"
     texts = [written_text(item, value) for value in values[:MAX_VALUES_NAMED]]
-    named = ", ".join(f"'{text}'" for text in texts)
-    rest = len(values) - MAX_VALUES_NAMED
+    return f"{name} {quoted_list(texts, len(values))}"
+
+
+def quoted_list(texts: list[str], count: int) -> str:
+    """Quote the first MAX_VALUES_NAMED texts and summarise the rest of `count`."""
+    named = ", ".join(f"'{text}'" for text in texts[:MAX_VALUES_NAMED])
+    rest = count - MAX_VALUES_NAMED
     if rest > 0:
         named += f" and {rest} more"
-    return f"{name} {named}"
+    return named
 
 
 def field_list(fields: list[str]) -> str:
@@ -815,11 +821,8 @@ def null_field_dropped(facts: RenderFacts) -> Iterator[str]:
 def split_left_out(facts: RenderFacts) -> Iterator[str]:
     if not facts.left_out:
         return
-    named = ", ".join(f"'{text}'" for text in facts.left_out[:MAX_VALUES_NAMED])
-    rest = len(facts.left_out) - MAX_VALUES_NAMED
-    if rest > 0:
-        named += f" and {rest} more"
     count = len(facts.left_out)
+    named = quoted_list(list(facts.left_out), count)
     left_out = (
         "left out the last alternative, which did not fill a whole query"
         if count == 1

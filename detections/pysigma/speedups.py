@@ -61,10 +61,10 @@ def _loki_partition_rule(backend, condition, partitions: int) -> list:
     holds only the part's slice while the copy is made, so each hash is copied
     once, and everything above the condition (the rule's detection with all its
     values) is copied once and shared by the parts. The backend only reads the
-    parts after this, so sharing changes no output. When the condition can be
-    reached from above (a `1 of selection*` that matches one selection leaves the
-    selection's `or` under a dropped one-argument `or` of its parent chain), the
-    shared copy would hold the whole condition, so each part copies its own.
+    parts after this, so sharing changes no output. A `1 of selection*` that
+    matches one selection leaves the selection's `or` below a dropped one-argument
+    `or` in its own parent chain. There the shared copy would contain the whole
+    condition, so each part copies its parents itself.
 
     The slices are the backend's own: parts of `int(count / partitions)` arguments,
     so up to `partitions - 1` trailing arguments are left out of every query, as
